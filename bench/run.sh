@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. Builds bench/loadgen.c, starts build/submitd on a fresh data
+# directory in a temp folder (free 127.0.0.1 ports: one STARTTLS listener, one that allows
+# cleartext AUTH for the plaintext scenario), makes a tenant and mailboxes with build/submitctl,
+# runs the scenarios below (each bounded in count and in time), samples the server's CPU time and
+# peak RSS around each, prints a table, stops the server with SIGTERM and removes the temp folder.
+# Method and results: docs/performance.md. Outputs are kept in $BUILD/bench/ (loadgen output,
+# server log, results.md). Exit status: 0 when every scenario ran without a failure, 1 otherwise.
+#
+# Environment: BUILD (default build), BENCH_DURATION (seconds cap per scenario, default 30),
+# BENCH_CLIENTS (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+DURATION=${BENCH_DURATION:-30}
+CLIENTS=${BENCH_CLIENTS:-20}
+DOMAIN=bench.example
+OUT="$BUILD/bench"
+SUBMITD="$BUILD/submitd"
+SUBMITCTL="$BUILD/submitctl"
+LOADGEN="$BUILD/loadgen"
+
+for b in "$SUBMITD" "$SUBMITCTL"; do
+    [ -x "$b" ] || { echo "bench: $b is missing; run 'make all' first" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+# shellcheck disable=SC2046 # pkg-config prints several words on purpose
+cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+    -Wmissing-prototypes -Wvla -O2 -g -o "$LOADGEN" bench/loadgen.c \
+    $(pkg-config --cflags --libs openssl) -pthread -lm
+"$LOADGEN" --self-test >/dev/null || { echo "bench: loadgen self-test failed" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/submitd-bench.XXXXXX")
+DIR="$TMP/data"
+SPID=""
+cleanup() {
+    if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
+        kill -TERM "$SPID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$SPID" 2>/dev/null; then
+            echo "bench: submitd ($SPID) ignored SIGTERM for 10 s; killing it" >&2
+            kill -KILL "$SPID" 2>/dev/null || true
+        fi
+        wait "$SPID" 2>/dev/null || true
+    fi
+    [ -f "$DIR/submitd.log" ] && cp "$DIR/submitd.log" "$OUT/submitd.log"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -m 700 "$DIR"
+
+# Two free loopback ports: bound to port 0 and released (the kernel does not reuse them at once).
+read -r PORT_TLS PORT_PLAIN < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])
+for x in s: x.close()')
+
+cat >"$DIR/submitd.conf" <<EOF
+# written by bench/run.sh
+hostname = bench.localhost
+listen = 127.0.0.1:$PORT_TLS starttls
+listen = 127.0.0.1:$PORT_PLAIN starttls allow-cleartext-auth no-require-tls
+EOF
+
+# One mailbox per client (bench0 .. benchN, the last for the NOOP prober): the SPEC allows at most
+# 3 concurrent submitting sessions per mailbox, and the bench measures the server, not that limit.
+PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '\n')
+export LOADGEN_PASSWORD="$PASSWORD"
+ctl() { "$SUBMITCTL" -d "$DIR" "$@" >>"$OUT/submitctl.log" 2>&1 || {
+    echo "bench: submitctl $* failed:" >&2; tail -n 5 "$OUT/submitctl.log" >&2; exit 2; }; }
+: >"$OUT/submitctl.log"
+ctl tenant add "$DOMAIN"
+ctl tenant set "$DOMAIN" smtp-auth on
+ctl tenant set "$DOMAIN" security-defaults off
+ctl policy add allow --allow-basic-smtp
+ctl tenant set "$DOMAIN" default-policy allow
+for i in $(seq 0 "$CLIENTS"); do
+    printf '%s\n' "$PASSWORD" | ctl mailbox add "bench$i@$DOMAIN"
+done
+
+"$SUBMITD" -d "$DIR" -f >"$DIR/submitd.log" 2>&1 &
+SPID=$!
+for port in "$PORT_TLS" "$PORT_PLAIN"; do
+    for try in $(seq 1 100); do
+        kill -0 "$SPID" 2>/dev/null || { echo "bench: submitd exited:" >&2;
+            tail -n 20 "$DIR/submitd.log" >&2; exit 2; }
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        [ "$try" -eq 100 ] && { echo "bench: submitd does not accept on $port" >&2; exit 2; }
+        sleep 0.1
+    done
+done
+
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { # utime + stime of the server; fields 14 and 15, counted after the ")" of comm
+    local stat
+    stat=$(<"/proc/$SPID/stat")
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$SPID/status"; }
+# Resetting the high-water mark (Linux >= 4.0) makes the peak per scenario; else it is the
+# peak since the server started.
+PEAK_NOTE="peak since the scenario started"
+reset_hwm() { echo 5 >"/proc/$SPID/clear_refs" 2>/dev/null ||
+    PEAK_NOTE="peak since the server started (clear_refs not writable)"; }
+
+ROWS=()
+FAILED=0
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# scenario NAME KIND LOADGEN-ARGS...; KIND is mail (per message) or noop (per AUTH).
+scenario() {
+    local name=$1 kind=$2
+    shift 2
+    kill -0 "$SPID" 2>/dev/null || { echo "bench: submitd died before $name" >&2; exit 2; }
+    reset_hwm
+    local c0 c1 rc=0 res
+    c0=$(cpu_ticks)
+    "$LOADGEN" --mode "$kind" --user "bench%d@$DOMAIN" --duration "$DURATION" "$@" \
+        >"$OUT/$name.txt" 2>&1 ||
+        rc=$?
+    c1=$(cpu_ticks)
+    [ "$rc" -le 1 ] || { echo "bench: loadgen for $name failed ($rc):" >&2;
+        cat "$OUT/$name.txt" >&2; exit 2; }
+    res=$(grep '^RESULT ' "$OUT/$name.txt")
+    local fails ops rate p50 p99
+    fails=$(field failures "$res")
+    [ "$fails" = 0 ] || FAILED=1
+    if [ "$kind" = mail ]; then
+        ops=$(field msgs_ok "$res"); rate=$(field msgs_per_s "$res")
+        p50=$(field txn_p50_ms "$res"); p99=$(field txn_p99_ms "$res")
+    else # AUTHs of the looping clients: the NOOP prober's own AUTH is not counted
+        ops=$(($(field auths_ok "$res") - 1))
+        rate=$(awk -v n="$ops" -v s="$(field elapsed_s "$res")" \
+            'BEGIN { if (n > 0) printf "%.1f", n / s; else print "-" }')
+        p50=$(field noop_p50_ms "$res"); p99=$(field noop_p99_ms "$res")
+    fi
+    local cpu_per rss
+    cpu_per=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n="$ops" \
+        'BEGIN { if (n > 0) printf "%.2f", d * 1000 / t / n; else print "-" }')
+    rss=$(awk -v k="$(hwm_kib)" 'BEGIN { printf "%.1f", k / 1024 }')
+    ROWS+=("| $name | $rate | $p50 | $p99 | $fails | $cpu_per | $rss |")
+    printf 'bench: %-10s %s\n' "$name" "$(sed -n 's/^  messages/messages/p' "$OUT/$name.txt")"
+}
+
+N=$CLIENTS
+scenario a mail --tls none --port "$PORT_PLAIN" --clients "$N" --per-conn 50 \
+    --connections $((2000 / 50))
+scenario a-tls mail --tls starttls --port "$PORT_TLS" --clients "$N" --per-conn 50 \
+    --connections $((2000 / 50))
+scenario b mail --tls starttls --port "$PORT_TLS" --clients "$N" --per-conn 1 \
+    --connections 2000
+scenario noop-idle noop --tls starttls --port "$PORT_TLS" --clients 0 --noops 2000 \
+    --user "bench$N@$DOMAIN"
+scenario noop noop --tls starttls --port "$PORT_TLS" --clients "$N" --connections 2000
+
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+{
+    echo "Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "Caps: ${DURATION} s per scenario; RSS is the $PEAK_NOTE."
+    echo
+    echo "| scenario | msgs/s | p50 ms | p99 ms | failures | server CPU ms/msg | peak RSS MiB |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    echo "a: $N clients, AUTH once, 50 x 4 KiB per connection, plaintext; a-tls: the same over"
+    echo "STARTTLS; b: 1 message per connection (connect, STARTTLS, AUTH, 1 message, QUIT), $N at"
+    echo "a time; noop: msgs/s is AUTHs/s of $N clients that connect+AUTH in a loop, p50/p99 is the"
+    echo "NOOP round trip on another authenticated session, CPU is per AUTH; noop-idle: the same"
+    echo "NOOP round trip with nothing else running."
+} | tee "$OUT/results.md"
+exit "$FAILED"

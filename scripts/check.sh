@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make check: build, unit tests, integration tests, then all of them again under ASan+UBSan.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+step() { echo; echo "=== check: $*"; }
+failed=()
+step "build"
+make -j"$jobs" all "$(printf 'build/tests/%s ' $(cd tests/unit && ls test_*.c | sed 's/\.c$//'))" \
+    || { echo "check: build failed"; echo "check: 0 passed, 1 failed"; exit 1; }
+step "unit tests"
+make -s unit || failed+=(unit)
+step "integration tests"
+make -s integration || failed+=(integration)
+step "sanitizers (ASan + UBSan): build"
+make -s -j"$jobs" BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
+    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all \
+    $(cd tests/unit && ls test_*.c | sed 's/\.c$//;s|^|build/san/tests/|') || failed+=(sanitize-build)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+step "sanitizers: unit tests"
+make -s BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
+    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit || failed+=(sanitize-unit)
+step "sanitizers: integration tests"
+make -s BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
+    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" integration || failed+=(sanitize-integration)
+echo
+if [ ${#failed[@]} -eq 0 ]; then
+    echo "check: 5 passed, 0 failed"
+    exit 0
+fi
+echo "check: failed stages: ${failed[*]}"
+echo "check: $((5 - ${#failed[@]})) passed, ${#failed[@]} failed"
+exit 1

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages submitd needs to build, test and benchmark, when missing.
+# Idempotent: does nothing (and needs no network) when everything is there.
+set -euo pipefail
+pkgs=(build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev
+      libjansson-dev libcmocka-dev sqlite3 swaks curl openssl python3 ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,105 @@
+/* submitd: the submission server (SPEC section 8): `submitd [-d DIR] [-f]`. Without -f it
+ * detaches and logs to DIR/submitd.log; a pid file with a lock keeps a second instance from
+ * running on the same data directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "logger.h"
+#include "server.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: submitd [-d DIR] [-f]\n");
+    exit(2);
+}
+
+/* Holds DIR/submitd.pid locked for the life of the process. Returns the fd or -1. */
+static int pidfile_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/submitd.pid", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "another submitd is running on %s (%s is locked)", dir, path);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "./var";
+    bool foreground = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "d:fh")) != -1) {
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    char err[1024];
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "submitd: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (!foreground) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/submitd.log", dir);
+        int logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (logfd < 0) {
+            fprintf(stderr, "submitd: cannot open %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        if (daemon(1, 0) != 0) {
+            fprintf(stderr, "submitd: cannot detach: %s\n", strerror(errno));
+            return 1;
+        }
+        log_init(logfd, LOG_LEVEL_INFO);
+    } else {
+        log_init(2, LOG_LEVEL_INFO);
+    }
+    int pidfd = pidfile_lock(dir, err, sizeof err);
+    if (pidfd < 0) {
+        log_error("event=start-failed reason=\"%s\"", err);
+        if (foreground)
+            fprintf(stderr, "submitd: %s\n", err);
+        return 1;
+    }
+    struct server *s = server_new(dir, err, sizeof err);
+    if (!s) {
+        log_error("event=start-failed reason=\"%s\"", err);
+        if (foreground)
+            fprintf(stderr, "submitd: %s\n", err);
+        return 1;
+    }
+    int rc = server_run(s);
+    server_free(s);
+    close(pidfd);
+    return rc;
+}

@@ -1,0 +1,716 @@
+/* directory_sqlite.c: owns the SQLite backend of the directory (directory.h) in DIR/directory.db:
+ * the connection, the versioned schema and its migrations, the prepared statements, validation
+ * helpers, row loaders, the generation counter, and the one-snapshot read that every AUTH does
+ * (dir_auth_view). The administrative writes are in directory_admin.c.
+ * Addresses are RFC 5321 4.1.2 mailboxes (RFC 6531 local parts allowed), domains RFC 1035 /
+ * RFC 5321 4.1.2 names, networks RFC 4632 / RFC 4291. The schema is documented in
+ * docs/directory.md. One connection per thread; every statement is prepared once per connection
+ * and reset after each use. */
+#include "directory.h"
+#include "directory_sqlite_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "netmask.h"
+#include "smtp_parse.h"
+
+#define DIR_BUSY_TIMEOUT_MS 5000
+
+/* Migrations, in order: step i takes the schema from version i to version i + 1. Never edit a
+ * step that has shipped; append a new one. */
+static const char *const dir_migrations[] = {
+    /* 1: the initial schema */
+    "CREATE TABLE policies ("
+    " name TEXT PRIMARY KEY COLLATE NOCASE,"
+    " allow_basic_smtp INTEGER NOT NULL DEFAULT 0 CHECK (allow_basic_smtp IN (0, 1)),"
+    " builtin INTEGER NOT NULL DEFAULT 0 CHECK (builtin IN (0, 1)));"
+    "INSERT INTO policies (name, allow_basic_smtp, builtin) VALUES"
+    " ('block-basic', 0, 1), ('allow-basic', 1, 1);"
+    "CREATE TABLE tenants ("
+    " id INTEGER PRIMARY KEY,"
+    " domain TEXT NOT NULL UNIQUE,"
+    " smtp_auth INTEGER NOT NULL DEFAULT 0 CHECK (smtp_auth IN (0, 1)),"
+    " security_defaults INTEGER NOT NULL DEFAULT 1 CHECK (security_defaults IN (0, 1)),"
+    " app_passwords INTEGER NOT NULL DEFAULT 0 CHECK (app_passwords IN (0, 1)),"
+    " default_policy TEXT NOT NULL DEFAULT 'block-basic' REFERENCES policies(name),"
+    " reply_detail TEXT NOT NULL DEFAULT 'full' CHECK (reply_detail IN ('full', 'generic')),"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE domains ("
+    " domain TEXT PRIMARY KEY,"
+    " tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE);"
+    "CREATE INDEX domains_tenant ON domains(tenant_id);"
+    "CREATE TABLE mailboxes ("
+    " id INTEGER PRIMARY KEY,"
+    " tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    " address TEXT NOT NULL UNIQUE,"
+    " enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    " smtp_auth TEXT NOT NULL DEFAULT 'inherit' CHECK (smtp_auth IN ('on', 'off', 'inherit')),"
+    " policy TEXT REFERENCES policies(name),"
+    " password_hash TEXT NOT NULL DEFAULT '',"
+    " created INTEGER NOT NULL,"
+    " password_changed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX mailboxes_tenant ON mailboxes(tenant_id);"
+    "CREATE TABLE aliases ("
+    " alias TEXT PRIMARY KEY,"
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE);"
+    "CREATE INDEX aliases_mailbox ON aliases(mailbox_id);"
+    "CREATE TABLE rules ("
+    " id INTEGER PRIMARY KEY,"
+    " tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    " position INTEGER NOT NULL,"
+    " action TEXT NOT NULL CHECK (action IN ('allow-basic', 'block-basic')),"
+    " outside INTEGER NOT NULL DEFAULT 0 CHECK (outside IN (0, 1)),"
+    " networks TEXT NOT NULL,"
+    " mailboxes TEXT NOT NULL DEFAULT '',"
+    " comment TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX rules_tenant ON rules(tenant_id, position);"
+    "CREATE TABLE generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);"
+    "INSERT INTO generation (id, value) VALUES (1, 0);",
+};
+#define DIR_MIGRATIONS (int)(sizeof dir_migrations / sizeof dir_migrations[0])
+
+#define TENANT_COLS                                                                                \
+    "t.id, t.domain, t.smtp_auth, t.security_defaults, t.app_passwords, t.default_policy, "        \
+    "t.reply_detail, t.created"
+#define MAILBOX_COLS                                                                               \
+    "id, tenant_id, address, enabled, smtp_auth, coalesce(policy, ''), password_hash, created, "   \
+    "password_changed"
+#define RULE_COLS "id, tenant_id, position, action, outside, networks, mailboxes, comment"
+
+
+static const char *const dir_sql[ST_COUNT] = {
+    [ST_BEGIN_READ] = "BEGIN",
+    [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_GEN_GET] = "SELECT value FROM generation WHERE id = 1",
+    [ST_GEN_BUMP] = "UPDATE generation SET value = value + 1 WHERE id = 1",
+    [ST_TENANT_BY_DOMAIN] = "SELECT " TENANT_COLS " FROM domains d JOIN tenants t"
+                            " ON t.id = d.tenant_id WHERE d.domain = ?1",
+    [ST_TENANT_LIST] = "SELECT " TENANT_COLS " FROM tenants t ORDER BY t.domain",
+    [ST_TENANT_INSERT] = "INSERT INTO tenants (domain, created) VALUES (?1, ?2)",
+    /* NULL leaves a column as it is */
+    [ST_TENANT_UPDATE] = "UPDATE tenants SET smtp_auth = coalesce(?2, smtp_auth),"
+                         " security_defaults = coalesce(?3, security_defaults),"
+                         " app_passwords = coalesce(?4, app_passwords),"
+                         " default_policy = coalesce(?5, default_policy),"
+                         " reply_detail = coalesce(?6, reply_detail) WHERE id = ?1",
+    [ST_DOMAIN_INSERT] = "INSERT INTO domains (domain, tenant_id) VALUES (?1, ?2)",
+    [ST_DOMAIN_DELETE] = "DELETE FROM domains WHERE domain = ?1",
+    [ST_DOMAIN_LIST] = "SELECT d.domain FROM domains d JOIN tenants t ON t.id = d.tenant_id"
+                       " WHERE d.tenant_id = ?1 ORDER BY d.domain = t.domain DESC, d.domain",
+    [ST_DOMAIN_IN_USE] = "SELECT (SELECT count(*) FROM mailboxes"
+                         "  WHERE substr(address, -length(?1) - 1) = '@' || ?1)"
+                         " + (SELECT count(*) FROM aliases"
+                         "  WHERE substr(alias, -length(?1) - 1) = '@' || ?1)",
+    [ST_MAILBOX_GET] = "SELECT " MAILBOX_COLS " FROM mailboxes WHERE address = ?1",
+    [ST_MAILBOX_INSERT] = "INSERT INTO mailboxes (tenant_id, address, password_hash, created,"
+                          " password_changed) VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* ?4: NULL leaves the policy, '' makes it inherit, else a policy name */
+    [ST_MAILBOX_UPDATE] = "UPDATE mailboxes SET enabled = coalesce(?2, enabled),"
+                          " smtp_auth = coalesce(?3, smtp_auth),"
+                          " policy = CASE WHEN ?4 IS NULL THEN policy WHEN ?4 = '' THEN NULL"
+                          " ELSE ?4 END WHERE id = ?1",
+    [ST_MAILBOX_PASSWORD] = "UPDATE mailboxes SET password_hash = ?2, password_changed = ?3"
+                            " WHERE id = ?1",
+    [ST_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = ?1",
+    [ST_MAILBOX_LIST_ALL] = "SELECT " MAILBOX_COLS " FROM mailboxes ORDER BY address",
+    [ST_MAILBOX_LIST_TENANT] = "SELECT " MAILBOX_COLS " FROM mailboxes WHERE tenant_id = ?1"
+                               " ORDER BY address",
+    [ST_MAY_SEND_AS] = "SELECT 1 FROM mailboxes WHERE id = ?1 AND address = ?2"
+                       " UNION ALL SELECT 1 FROM aliases WHERE mailbox_id = ?1 AND alias = ?2",
+    [ST_ALIAS_GET] = "SELECT m.address FROM aliases a JOIN mailboxes m ON m.id = a.mailbox_id"
+                     " WHERE a.alias = ?1",
+    [ST_ALIAS_INSERT] = "INSERT INTO aliases (alias, mailbox_id) VALUES (?1, ?2)",
+    [ST_ALIAS_DELETE] = "DELETE FROM aliases WHERE alias = ?1",
+    [ST_ALIAS_LIST] = "SELECT alias FROM aliases WHERE mailbox_id = ?1 ORDER BY alias",
+    [ST_POLICY_GET] = "SELECT name, allow_basic_smtp, builtin FROM policies WHERE name = ?1",
+    [ST_POLICY_INSERT] = "INSERT INTO policies (name, allow_basic_smtp, builtin)"
+                         " VALUES (?1, ?2, 0)",
+    [ST_POLICY_UPDATE] = "UPDATE policies SET allow_basic_smtp = ?2 WHERE name = ?1",
+    [ST_POLICY_DELETE] = "DELETE FROM policies WHERE name = ?1",
+    [ST_POLICY_LIST] = "SELECT name, allow_basic_smtp, builtin FROM policies"
+                       " ORDER BY builtin DESC, name",
+    [ST_POLICY_TENANT_USER] = "SELECT domain FROM tenants WHERE default_policy = ?1"
+                              " ORDER BY domain LIMIT 1",
+    [ST_POLICY_MAILBOX_USER] = "SELECT address FROM mailboxes WHERE policy = ?1"
+                               " ORDER BY address LIMIT 1",
+    [ST_RULE_LIST] = "SELECT " RULE_COLS " FROM rules WHERE tenant_id = ?1"
+                     " ORDER BY position, id",
+    [ST_RULE_COUNT] = "SELECT count(*), coalesce(max(position), 0) FROM rules"
+                      " WHERE tenant_id = ?1",
+    [ST_RULE_SHIFT] = "UPDATE rules SET position = position + ?3"
+                      " WHERE tenant_id = ?1 AND position >= ?2",
+    [ST_RULE_INSERT] = "INSERT INTO rules (tenant_id, position, action, outside, networks,"
+                       " mailboxes, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_RULE_POSITION] = "SELECT position FROM rules WHERE id = ?1 AND tenant_id = ?2",
+    [ST_RULE_DELETE] = "DELETE FROM rules WHERE id = ?1",
+};
+
+
+/* --- errors and statements --- */
+
+enum dir_status dsql_invalid(struct directory *d,
+                                                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, sizeof d->err, fmt, ap);
+    va_end(ap);
+    return DIR_INVALID;
+}
+
+/* A database error: a unique-key violation is DIR_EXISTS (an add of something that exists),
+ * any other constraint DIR_INVALID; busy, locked, I/O, full and everything else DIR_TEMPFAIL. */
+enum dir_status dsql_db_error(struct directory *d, int rc, const char *what)
+{
+    snprintf(d->err, sizeof d->err, "%s: %s (%s)", what, sqlite3_errmsg(d->db),
+             sqlite3_errstr(rc));
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return DIR_EXISTS;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return DIR_INVALID;
+    return DIR_TEMPFAIL;
+}
+
+sqlite3_stmt *dsql_stmt(struct directory *d, enum dir_stmt id)
+{
+    return d->st[id];
+}
+
+void dsql_finish(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Steps a statement that returns no rows. */
+enum dir_status dsql_run(struct directory *d, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    dsql_finish(s);
+    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, what);
+}
+
+void dsql_bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+    sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
+}
+
+void dsql_col_copy(sqlite3_stmt *s, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+/* A write: BEGIN IMMEDIATE, the work, then (when it succeeded) the generation bump and COMMIT;
+ * else ROLLBACK. */
+enum dir_status dsql_tx_begin(struct directory *d, const char *what)
+{
+    return dsql_run(d, dsql_stmt(d, ST_BEGIN_WRITE), what);
+}
+
+void dsql_tx_rollback(struct directory *d)
+{
+    if (!sqlite3_get_autocommit(d->db)) {
+        int rc = sqlite3_step(dsql_stmt(d, ST_ROLLBACK));
+        (void)rc; /* nothing more to undo; the error that led here is reported */
+        dsql_finish(dsql_stmt(d, ST_ROLLBACK));
+    }
+}
+
+enum dir_status dsql_tx_end(struct directory *d, enum dir_status st)
+{
+    if (st == DIR_OK)
+        st = dsql_run(d, dsql_stmt(d, ST_GEN_BUMP), "updating the directory generation");
+    if (st == DIR_OK)
+        st = dsql_run(d, dsql_stmt(d, ST_COMMIT), "committing a directory change");
+    if (st != DIR_OK)
+        dsql_tx_rollback(d);
+    return st;
+}
+
+/* --- opening and migrations --- */
+
+/* Runs a constant script (pragmas, a migration step) through prepared statements. */
+static int run_script(sqlite3 *db, const char *sql)
+{
+    const char *tail = sql;
+    while (tail != NULL && *tail != '\0') {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (s == NULL)
+            break;
+        do
+            rc = sqlite3_step(s);
+        while (rc == SQLITE_ROW);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* Applies the migrations the database lacks, all in one transaction. */
+static int migrate(struct directory *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *get = NULL;
+    sqlite3_stmt *put = NULL;
+    const char *what = "starting the migration";
+    int rc = run_script(d->db, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        goto fail;
+    what = "creating the schema_version table";
+    rc = run_script(d->db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                           " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)");
+    if (rc != SQLITE_OK)
+        goto fail;
+    what = "reading the schema version";
+    rc = sqlite3_prepare_v2(d->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+                            &get, NULL);
+    if (rc != SQLITE_OK || (rc = sqlite3_step(get)) != SQLITE_ROW)
+        goto fail;
+    int version = sqlite3_column_int(get, 0);
+    if (version > DIR_MIGRATIONS) {
+        snprintf(err, errlen, "directory schema version %d is newer than this program's (%d)",
+                 version, DIR_MIGRATIONS);
+        sqlite3_finalize(get);
+        run_script(d->db, "ROLLBACK");
+        return -1;
+    }
+    rc = sqlite3_prepare_v2(d->db, "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
+                            -1, &put, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    for (; version < DIR_MIGRATIONS; version++) {
+        what = "applying a schema migration";
+        rc = run_script(d->db, dir_migrations[version]);
+        if (rc != SQLITE_OK)
+            goto fail;
+        sqlite3_bind_int(put, 1, version + 1);
+        sqlite3_bind_int64(put, 2, (sqlite3_int64)time(NULL));
+        rc = sqlite3_step(put);
+        sqlite3_reset(put);
+        if (rc != SQLITE_DONE)
+            goto fail;
+    }
+    what = "committing the migration";
+    rc = run_script(d->db, "COMMIT");
+    if (rc != SQLITE_OK)
+        goto fail;
+    d->schema_version = version;
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(d->db));
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
+    if (!sqlite3_get_autocommit(d->db))
+        run_script(d->db, "ROLLBACK");
+    return -1;
+}
+
+struct directory *directory_open(const char *datadir, char *err, size_t errlen)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", datadir, DIR_FILE_NAME);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(err, errlen, "directory path too long: %s/%s", datadir, DIR_FILE_NAME);
+        return NULL;
+    }
+    struct directory *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        snprintf(err, errlen, "opening %s: out of memory", path);
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(path, &d->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "opening %s: %s", path,
+                 d->db != NULL ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(d->db, 1);
+    sqlite3_busy_timeout(d->db, DIR_BUSY_TIMEOUT_MS);
+    rc = run_script(d->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                           " PRAGMA foreign_keys=ON;");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "setting up %s: %s", path, sqlite3_errmsg(d->db));
+        goto fail;
+    }
+    char why[400];
+    if (migrate(d, why, sizeof why) != 0) {
+        snprintf(err, errlen, "migrating %s: %s", path, why);
+        goto fail;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        rc = sqlite3_prepare_v3(d->db, dir_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "preparing statement %d on %s: %s", i, path,
+                     sqlite3_errmsg(d->db));
+            goto fail;
+        }
+    }
+    return d;
+fail:
+    directory_close(d);
+    return NULL;
+}
+
+void directory_close(struct directory *d)
+{
+    if (d == NULL)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(d->st[i]);
+    sqlite3_close(d->db);
+    free(d);
+}
+
+const char *dir_error(struct directory *d)
+{
+    return d->err;
+}
+
+int dir_schema_version(struct directory *d)
+{
+    return d->schema_version;
+}
+
+enum dir_status dir_generation(struct directory *d, int64_t *out)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_GEN_GET);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    dsql_finish(s);
+    return rc == SQLITE_ROW ? DIR_OK : dsql_db_error(d, rc, "reading the directory generation");
+}
+
+/* --- normalization and validation --- */
+
+/* RFC 1035 2.3.1 / RFC 5321 4.1.2 Domain: dot-separated labels of letters, digits and hyphens
+ * (not first or last), 1-63 octets each, at most 255 in all. Lower-cased into out. */
+static bool domain_normalize(const char *in, char out[SMTP_DOMAIN_MAX + 1])
+{
+    if (in == NULL)
+        return false;
+    size_t len = strnlen(in, SMTP_DOMAIN_MAX + 1);
+    if (len == 0 || len > SMTP_DOMAIN_MAX)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = in[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || in[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    return true;
+}
+
+enum dir_status dsql_norm_domain(struct directory *d, const char *in,
+                                   char out[SMTP_DOMAIN_MAX + 1])
+{
+    if (!domain_normalize(in, out))
+        return dsql_invalid(d, "'%.300s' is not a valid domain", in != NULL ? in : "");
+    return DIR_OK;
+}
+
+/* Normalizes an address (lower case) and checks its syntax; *domain points at its domain part. */
+static bool address_normalize(const char *in, char out[SMTP_PATH_MAX + 1], const char **domain)
+{
+    if (in == NULL || !smtp_address_normalize(in, out, SMTP_PATH_MAX + 1))
+        return false;
+    const char *at = strrchr(out, '@');
+    if (at == NULL || !smtp_mailbox_valid(out, strlen(out), true))
+        return false;
+    *domain = at + 1;
+    return true;
+}
+
+enum dir_status dsql_norm_address(struct directory *d, const char *in,
+                                    char out[SMTP_PATH_MAX + 1], const char **domain)
+{
+    if (!address_normalize(in, out, domain))
+        return dsql_invalid(d, "'%.300s' is not a valid mailbox address", in != NULL ? in : "");
+    return DIR_OK;
+}
+
+/* --- row loaders (usable inside a transaction) --- */
+
+void dsql_tenant_row(sqlite3_stmt *s, struct dir_tenant *t)
+{
+    memset(t, 0, sizeof *t);
+    t->id = sqlite3_column_int64(s, 0);
+    COL_COPY(s, 1, t->domain);
+    t->smtp_auth = sqlite3_column_int(s, 2) != 0;
+    t->security_defaults = sqlite3_column_int(s, 3) != 0;
+    t->app_passwords = sqlite3_column_int(s, 4) != 0;
+    COL_COPY(s, 5, t->default_policy);
+    const unsigned char *rd = sqlite3_column_text(s, 6);
+    t->reply_detail = rd != NULL && strcmp((const char *)rd, "generic") == 0
+                          ? REPLY_DETAIL_GENERIC
+                          : REPLY_DETAIL_FULL;
+    t->created = sqlite3_column_int64(s, 7);
+}
+
+/* The tenant that has `domain` (normalized) as one of its accepted domains. */
+enum dir_status dsql_tenant_load(struct directory *d, const char *domain, struct dir_tenant *out)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_TENANT_BY_DOMAIN);
+    dsql_bind_text(s, 1, domain);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        dsql_tenant_row(s, out);
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a tenant");
+}
+
+void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m)
+{
+    memset(m, 0, sizeof *m);
+    m->id = sqlite3_column_int64(s, 0);
+    m->tenant_id = sqlite3_column_int64(s, 1);
+    COL_COPY(s, 2, m->address);
+    m->enabled = sqlite3_column_int(s, 3) != 0;
+    const unsigned char *sa = sqlite3_column_text(s, 4);
+    m->smtp_auth = sa == NULL                              ? SWITCH_INHERIT
+                   : strcmp((const char *)sa, "on") == 0  ? SWITCH_ON
+                   : strcmp((const char *)sa, "off") == 0 ? SWITCH_OFF
+                                                          : SWITCH_INHERIT;
+    COL_COPY(s, 5, m->policy);
+    COL_COPY(s, 6, m->password_hash);
+    m->created = sqlite3_column_int64(s, 7);
+    m->password_changed = sqlite3_column_int64(s, 8);
+}
+
+enum dir_status dsql_mailbox_load(struct directory *d, const char *address,
+                                    struct dir_mailbox *out)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_MAILBOX_GET);
+    dsql_bind_text(s, 1, address);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        dsql_mailbox_row(s, out);
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a mailbox");
+}
+
+enum dir_status dsql_policy_load(struct directory *d, const char *name, struct dir_policy *out)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_POLICY_GET);
+    dsql_bind_text(s, 1, name);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        COL_COPY(s, 0, out->name);
+        out->allow_basic_smtp = sqlite3_column_int(s, 1) != 0;
+        out->builtin = sqlite3_column_int(s, 2) != 0;
+    }
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a policy");
+}
+
+/* The mailbox an alias belongs to (its address in owner). */
+enum dir_status dsql_alias_load(struct directory *d, const char *alias,
+                                  char owner[SMTP_PATH_MAX + 1])
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_ALIAS_GET);
+    dsql_bind_text(s, 1, alias);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        dsql_col_copy(s, 0, owner, SMTP_PATH_MAX + 1);
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading an alias");
+}
+
+void dsql_rule_row(sqlite3_stmt *s, struct dir_rule *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(s, 0);
+    r->tenant_id = sqlite3_column_int64(s, 1);
+    r->position = sqlite3_column_int(s, 2);
+    const unsigned char *action = sqlite3_column_text(s, 3);
+    r->allow = action != NULL && strcmp((const char *)action, "allow-basic") == 0;
+    r->outside = sqlite3_column_int(s, 4) != 0;
+    COL_COPY(s, 5, r->networks);
+    COL_COPY(s, 6, r->mailboxes);
+    COL_COPY(s, 7, r->comment);
+}
+
+/* Calls cb for each rule of a tenant, in order. */
+enum dir_status dsql_rules_each(struct directory *d, int64_t tenant_id,
+                                  void (*cb)(const struct dir_rule *, void *), void *arg)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_RULE_LIST);
+    sqlite3_bind_int64(s, 1, tenant_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct dir_rule r;
+        dsql_rule_row(s, &r);
+        cb(&r, arg);
+    }
+    dsql_finish(s);
+    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "reading access rules");
+}
+
+/* --- what the server asks --- */
+
+static void view_add_rule(const struct dir_rule *r, void *arg)
+{
+    struct dir_auth_view *v = arg;
+    if (v->n_rules < DIR_RULES_MAX)
+        v->rules[v->n_rules++] = *r;
+}
+
+static enum dir_status view_read(struct directory *d, const char *address, const char *domain,
+                                 struct dir_auth_view *out)
+{
+    enum dir_status st = dsql_tenant_load(d, domain, &out->tenant);
+    if (st != DIR_OK)
+        return st == DIR_NOTFOUND ? DIR_OK : st;
+    out->tenant_found = true;
+    st = dsql_policy_load(d, out->tenant.default_policy, &out->tenant_policy);
+    if (st == DIR_NOTFOUND) {
+        /* Cannot happen with foreign keys on; fail closed if it does. */
+        snprintf(out->tenant_policy.name, sizeof out->tenant_policy.name, "%s",
+                 out->tenant.default_policy);
+        out->tenant_policy.allow_basic_smtp = false;
+    } else if (st != DIR_OK) {
+        return st;
+    }
+    st = dsql_rules_each(d, out->tenant.id, view_add_rule, out);
+    if (st != DIR_OK)
+        return st;
+    st = dsql_mailbox_load(d, address, &out->mailbox);
+    if (st == DIR_NOTFOUND || (st == DIR_OK && out->mailbox.tenant_id != out->tenant.id)) {
+        memset(&out->mailbox, 0, sizeof out->mailbox);
+        return DIR_OK;
+    }
+    if (st != DIR_OK)
+        return st;
+    out->mailbox_found = true;
+    if (out->mailbox.policy[0] != '\0') {
+        out->mailbox_policy_inherit = false;
+        st = dsql_policy_load(d, out->mailbox.policy, &out->mailbox_policy);
+        if (st == DIR_NOTFOUND) {
+            snprintf(out->mailbox_policy.name, sizeof out->mailbox_policy.name, "%s",
+                     out->mailbox.policy);
+            out->mailbox_policy.allow_basic_smtp = false;
+            st = DIR_OK;
+        }
+    }
+    return st;
+}
+
+enum dir_status dir_auth_view(struct directory *d, const char *address, struct dir_auth_view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->mailbox_policy_inherit = true;
+    char addr[SMTP_PATH_MAX + 1];
+    const char *domain;
+    if (!address_normalize(address, addr, &domain))
+        return DIR_OK; /* no tenant has it */
+    /* One read transaction: a concurrent change is seen whole or not at all. */
+    enum dir_status st = dsql_run(d, dsql_stmt(d, ST_BEGIN_READ), "starting a directory read");
+    if (st != DIR_OK)
+        return st;
+    st = view_read(d, addr, domain, out);
+    if (st == DIR_OK)
+        st = dsql_run(d, dsql_stmt(d, ST_COMMIT), "ending a directory read");
+    if (st != DIR_OK) {
+        dsql_tx_rollback(d);
+        memset(out, 0, sizeof *out);
+        out->mailbox_policy_inherit = true;
+    }
+    return st;
+}
+
+enum dir_status dir_may_send_as(struct directory *d, int64_t mailbox_id, const char *address)
+{
+    char addr[SMTP_PATH_MAX + 1];
+    const char *domain;
+    if (!address_normalize(address, addr, &domain))
+        return DIR_NOTFOUND;
+    sqlite3_stmt *s = dsql_stmt(d, ST_MAY_SEND_AS);
+    sqlite3_bind_int64(s, 1, mailbox_id);
+    dsql_bind_text(s, 2, addr);
+    int rc = sqlite3_step(s);
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "checking a sender address");
+}
+
+static bool list_has(const char *list, const char *address)
+{
+    size_t alen = strlen(address);
+    bool empty = true;
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        const char *start = p;
+        while (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        size_t len = (size_t)(p - start);
+        if (len == 0)
+            continue;
+        empty = false;
+        if (len == alen && strncasecmp(start, address, len) == 0)
+            return true;
+    }
+    return empty;
+}
+
+size_t dir_rules_for_policy(const struct dir_auth_view *v, const char *address,
+                            struct policy_rule *out, struct netmask nets[][DIR_RULE_NETS_MAX])
+{
+    char addr[SMTP_PATH_MAX + 1];
+    if (address == NULL || !smtp_address_normalize(address, addr, sizeof addr))
+        addr[0] = '\0';
+    size_t n = 0;
+    for (size_t i = 0; i < v->n_rules && i < DIR_RULES_MAX; i++) {
+        const struct dir_rule *r = &v->rules[i];
+        /* Stored networks were validated; should one not parse, the rule keeps no networks
+         * (an "outside" rule then matches every client, an inside one none). */
+        int k = netmask_parse_list(r->networks, nets[i], DIR_RULE_NETS_MAX, NULL, 0);
+        out[n++] = (struct policy_rule){
+            .id = r->id,
+            .allow = r->allow,
+            .outside = r->outside,
+            .applies = addr[0] != '\0' ? list_has(r->mailboxes, addr) : r->mailboxes[0] == '\0',
+            .nets = nets[i],
+            .n_nets = k > 0 ? (size_t)k : 0,
+        };
+    }
+    return n;
+}
+

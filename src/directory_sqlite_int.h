@@ -1,0 +1,101 @@
+/* directory_sqlite_int.h: private to the SQLite directory backend (directory_sqlite.c, the
+ * connection, schema and server-side reads; directory_admin.c, the administrative writes). Not
+ * for any other module: use directory.h. */
+#ifndef SUBMITD_DIRECTORY_SQLITE_INT_H
+#define SUBMITD_DIRECTORY_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "directory.h"
+
+/* Every statement, prepared once per connection (directory_open) and reset after each use. */
+enum dir_stmt {
+    ST_BEGIN_READ,
+    ST_BEGIN_WRITE,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_GEN_GET,
+    ST_GEN_BUMP,
+    ST_TENANT_BY_DOMAIN,
+    ST_TENANT_LIST,
+    ST_TENANT_INSERT,
+    ST_TENANT_UPDATE,
+    ST_DOMAIN_INSERT,
+    ST_DOMAIN_DELETE,
+    ST_DOMAIN_LIST,
+    ST_DOMAIN_IN_USE,
+    ST_MAILBOX_GET,
+    ST_MAILBOX_INSERT,
+    ST_MAILBOX_UPDATE,
+    ST_MAILBOX_PASSWORD,
+    ST_MAILBOX_DELETE,
+    ST_MAILBOX_LIST_ALL,
+    ST_MAILBOX_LIST_TENANT,
+    ST_MAY_SEND_AS,
+    ST_ALIAS_GET,
+    ST_ALIAS_INSERT,
+    ST_ALIAS_DELETE,
+    ST_ALIAS_LIST,
+    ST_POLICY_GET,
+    ST_POLICY_INSERT,
+    ST_POLICY_UPDATE,
+    ST_POLICY_DELETE,
+    ST_POLICY_LIST,
+    ST_POLICY_TENANT_USER,
+    ST_POLICY_MAILBOX_USER,
+    ST_RULE_LIST,
+    ST_RULE_COUNT,
+    ST_RULE_SHIFT,
+    ST_RULE_INSERT,
+    ST_RULE_POSITION,
+    ST_RULE_DELETE,
+    ST_COUNT
+};
+
+struct directory {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    int schema_version;
+    char err[512];
+};
+
+/* Errors: dsql_invalid sets the reason and returns DIR_INVALID; dsql_db_error maps an SQLite
+ * result code (unique key: DIR_EXISTS, other constraint: DIR_INVALID, else DIR_TEMPFAIL). */
+__attribute__((format(printf, 2, 3))) enum dir_status dsql_invalid(struct directory *d,
+                                                                   const char *fmt, ...);
+enum dir_status dsql_db_error(struct directory *d, int rc, const char *what);
+
+sqlite3_stmt *dsql_stmt(struct directory *d, enum dir_stmt id);
+void dsql_finish(sqlite3_stmt *s);
+/* Steps a statement that returns no rows, then resets it. */
+enum dir_status dsql_run(struct directory *d, sqlite3_stmt *s, const char *what);
+void dsql_bind_text(sqlite3_stmt *s, int i, const char *text);
+void dsql_col_copy(sqlite3_stmt *s, int i, char *out, size_t cap);
+#define COL_COPY(s, i, field) dsql_col_copy((s), (i), (field), sizeof(field))
+
+/* A write: dsql_tx_begin (BEGIN IMMEDIATE), the work, then dsql_tx_end with the work's status:
+ * on DIR_OK it bumps the generation and commits, else it rolls back. Returns the final status. */
+enum dir_status dsql_tx_begin(struct directory *d, const char *what);
+enum dir_status dsql_tx_end(struct directory *d, enum dir_status st);
+void dsql_tx_rollback(struct directory *d);
+
+/* Normalize (lower case) and validate; DIR_INVALID with a reason. *domain points into out. */
+enum dir_status dsql_norm_domain(struct directory *d, const char *in,
+                                 char out[SMTP_DOMAIN_MAX + 1]);
+enum dir_status dsql_norm_address(struct directory *d, const char *in,
+                                  char out[SMTP_PATH_MAX + 1], const char **domain);
+
+/* Loaders of one row by key (normalized): DIR_OK, DIR_NOTFOUND or DIR_TEMPFAIL. */
+enum dir_status dsql_tenant_load(struct directory *d, const char *domain, struct dir_tenant *out);
+enum dir_status dsql_mailbox_load(struct directory *d, const char *address,
+                                  struct dir_mailbox *out);
+enum dir_status dsql_policy_load(struct directory *d, const char *name, struct dir_policy *out);
+enum dir_status dsql_alias_load(struct directory *d, const char *alias,
+                                char owner[SMTP_PATH_MAX + 1]);
+void dsql_tenant_row(sqlite3_stmt *s, struct dir_tenant *t);
+void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m);
+void dsql_rule_row(sqlite3_stmt *s, struct dir_rule *r);
+enum dir_status dsql_rules_each(struct directory *d, int64_t tenant_id,
+                                void (*cb)(const struct dir_rule *, void *), void *arg);
+
+#endif

@@ -1,0 +1,381 @@
+/* eventlog.c: owns the sign-in log and the submission log in DIR/log.db (SQLite, WAL): the schema,
+ * writing events (one at a time or batched in one transaction) and querying them newest first
+ * by mailbox, reference id (the id printed in SPEC section 4 replies) and time. No secret is a
+ * field of any event. Every string field is bound with its length bounded by its array, so a
+ * field the caller forgot to terminate cannot overrun. */
+#include "eventlog.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#define EL_BUSY_TIMEOUT_MS 5000
+#define EL_DEFAULT_LIMIT 100
+
+static const char el_schema[] =
+    "CREATE TABLE IF NOT EXISTS signins ("
+    " id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, ref TEXT NOT NULL,"
+    " session TEXT NOT NULL, client_ip TEXT NOT NULL, client_port INTEGER NOT NULL,"
+    " listener TEXT NOT NULL, tls TEXT NOT NULL, mech TEXT NOT NULL, user TEXT NOT NULL,"
+    " tenant TEXT NOT NULL, success INTEGER NOT NULL, gate TEXT NOT NULL, level TEXT NOT NULL,"
+    " reply_code INTEGER NOT NULL, reply_enhanced TEXT NOT NULL, reply_text TEXT NOT NULL,"
+    " reason TEXT NOT NULL, detail TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS signins_ref ON signins(ref);"
+    "CREATE INDEX IF NOT EXISTS signins_user_time ON signins(lower(user), time_ms);"
+    "CREATE INDEX IF NOT EXISTS signins_time ON signins(time_ms);"
+    "CREATE TABLE IF NOT EXISTS submissions ("
+    " id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, ref TEXT NOT NULL,"
+    " session TEXT NOT NULL, client_ip TEXT NOT NULL, client_port INTEGER NOT NULL,"
+    " user TEXT NOT NULL, stage TEXT NOT NULL, accepted INTEGER NOT NULL,"
+    " reply_code INTEGER NOT NULL, reply_enhanced TEXT NOT NULL, reply_text TEXT NOT NULL,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, recipients INTEGER NOT NULL,"
+    " size INTEGER NOT NULL, queue_id TEXT NOT NULL, last_auth_ref TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS submissions_ref ON submissions(ref);"
+    "CREATE INDEX IF NOT EXISTS submissions_user_time ON submissions(lower(user), time_ms);"
+    "CREATE INDEX IF NOT EXISTS submissions_sender_time ON submissions(lower(sender), time_ms);"
+    "CREATE INDEX IF NOT EXISTS submissions_time ON submissions(time_ms);";
+
+#define SIGNIN_COLS                                                                                \
+    "time_ms, ref, session, client_ip, client_port, listener, tls, mech, user, tenant, success, "  \
+    "gate, level, reply_code, reply_enhanced, reply_text, reason, detail"
+#define SUBMISSION_COLS                                                                            \
+    "time_ms, ref, session, client_ip, client_port, user, stage, accepted, reply_code, "           \
+    "reply_enhanced, reply_text, sender, recipient, recipients, size, queue_id, last_auth_ref"
+
+/* Query parameters, the same in every variant: ?1 mailbox (lower case) or NULL, ?2 ref or NULL,
+ * ?3 since_ms, ?4 limit. Each variant leads with the condition its index serves. */
+enum el_stmt {
+    EL_BEGIN,
+    EL_COMMIT,
+    EL_ROLLBACK,
+    EL_INSERT_SIGNIN,
+    EL_INSERT_SUBMISSION,
+    EL_SIGNINS_BY_REF,
+    EL_SIGNINS_BY_USER,
+    EL_SIGNINS_ALL,
+    EL_SUBMISSIONS_BY_REF,
+    EL_SUBMISSIONS_BY_USER,
+    EL_SUBMISSIONS_ALL,
+    EL_STMT_COUNT
+};
+
+static const char *const el_sql[EL_STMT_COUNT] = {
+    [EL_BEGIN] = "BEGIN IMMEDIATE",
+    [EL_COMMIT] = "COMMIT",
+    [EL_ROLLBACK] = "ROLLBACK",
+    [EL_INSERT_SIGNIN] = "INSERT INTO signins (" SIGNIN_COLS ") VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [EL_INSERT_SUBMISSION] = "INSERT INTO submissions (" SUBMISSION_COLS ") VALUES "
+                             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [EL_SIGNINS_BY_REF] = "SELECT " SIGNIN_COLS " FROM signins WHERE ref = ?2"
+                          " AND (?1 IS NULL OR lower(user) = ?1) AND time_ms >= ?3"
+                          " ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_SIGNINS_BY_USER] = "SELECT " SIGNIN_COLS " FROM signins WHERE lower(user) = ?1"
+                           " AND time_ms >= ?3 AND ?2 IS NULL"
+                           " ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_SIGNINS_ALL] = "SELECT " SIGNIN_COLS " FROM signins WHERE time_ms >= ?3"
+                       " AND ?1 IS NULL AND ?2 IS NULL ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_SUBMISSIONS_BY_REF] = "SELECT " SUBMISSION_COLS " FROM submissions WHERE ref = ?2"
+                              " AND (?1 IS NULL OR lower(user) = ?1 OR lower(sender) = ?1)"
+                              " AND time_ms >= ?3 ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_SUBMISSIONS_BY_USER] = "SELECT " SUBMISSION_COLS " FROM submissions"
+                               " WHERE (lower(user) = ?1 OR lower(sender) = ?1)"
+                               " AND time_ms >= ?3 AND ?2 IS NULL"
+                               " ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_SUBMISSIONS_ALL] = "SELECT " SUBMISSION_COLS " FROM submissions WHERE time_ms >= ?3"
+                           " AND ?1 IS NULL AND ?2 IS NULL"
+                           " ORDER BY time_ms DESC, id DESC LIMIT ?4",
+};
+
+struct eventlog {
+    sqlite3 *db;
+    sqlite3_stmt *st[EL_STMT_COUNT];
+};
+
+/* Runs a constant script (schema, pragmas) statement by statement through prepared
+ * statements. Returns an SQLite result code. */
+static int el_script(sqlite3 *db, const char *sql)
+{
+    const char *tail = sql;
+    while (tail != NULL && *tail != '\0') {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (s == NULL)
+            break; /* only whitespace or comments left */
+        do
+            rc = sqlite3_step(s);
+        while (rc == SQLITE_ROW);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+struct eventlog *eventlog_open(const char *datadir, char *err, size_t errlen)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", datadir, EVENTLOG_FILE_NAME);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(err, errlen, "event log path too long: %s/%s", datadir, EVENTLOG_FILE_NAME);
+        return NULL;
+    }
+    struct eventlog *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        snprintf(err, errlen, "opening %s: out of memory", path);
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(path, &l->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_extended_result_codes(l->db, 1);
+    sqlite3_busy_timeout(l->db, EL_BUSY_TIMEOUT_MS);
+    rc = el_script(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    if (rc != SQLITE_OK)
+        goto fail;
+    rc = el_script(l->db, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        goto fail;
+    rc = el_script(l->db, el_schema);
+    if (rc != SQLITE_OK) {
+        el_script(l->db, "ROLLBACK");
+        goto fail;
+    }
+    rc = el_script(l->db, "COMMIT");
+    if (rc != SQLITE_OK)
+        goto fail;
+    for (int i = 0; i < EL_STMT_COUNT; i++) {
+        rc = sqlite3_prepare_v3(l->db, el_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL);
+        if (rc != SQLITE_OK)
+            goto fail;
+    }
+    return l;
+fail:
+    snprintf(err, errlen, "opening event log %s: %s", path,
+             l->db != NULL ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
+    eventlog_close(l);
+    return NULL;
+}
+
+void eventlog_close(struct eventlog *l)
+{
+    if (l == NULL)
+        return;
+    for (int i = 0; i < EL_STMT_COUNT; i++)
+        sqlite3_finalize(l->st[i]);
+    sqlite3_close(l->db);
+    free(l);
+}
+
+/* Binds a fixed-size char array field, never reading past its end. */
+static void bind_field(sqlite3_stmt *s, int i, const char *field, size_t cap)
+{
+    sqlite3_bind_text(s, i, field, (int)strnlen(field, cap), SQLITE_STATIC);
+}
+#define BIND_FIELD(s, i, f) bind_field((s), (i), (f), sizeof(f))
+
+static int el_run(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int insert_signin(struct eventlog *l, const struct signin_event *e)
+{
+    sqlite3_stmt *s = l->st[EL_INSERT_SIGNIN];
+    int i = 1;
+    sqlite3_bind_int64(s, i++, e->time_ms);
+    BIND_FIELD(s, i++, e->ref);
+    BIND_FIELD(s, i++, e->session);
+    BIND_FIELD(s, i++, e->client_ip);
+    sqlite3_bind_int(s, i++, e->client_port);
+    BIND_FIELD(s, i++, e->listener);
+    BIND_FIELD(s, i++, e->tls);
+    BIND_FIELD(s, i++, e->mech);
+    BIND_FIELD(s, i++, e->user);
+    BIND_FIELD(s, i++, e->tenant);
+    sqlite3_bind_int(s, i++, e->success ? 1 : 0);
+    BIND_FIELD(s, i++, e->gate);
+    BIND_FIELD(s, i++, e->level);
+    sqlite3_bind_int(s, i++, e->reply_code);
+    BIND_FIELD(s, i++, e->reply_enhanced);
+    BIND_FIELD(s, i++, e->reply_text);
+    BIND_FIELD(s, i++, e->reason);
+    BIND_FIELD(s, i++, e->detail);
+    return el_run(s);
+}
+
+static int insert_submission(struct eventlog *l, const struct submission_event *e)
+{
+    sqlite3_stmt *s = l->st[EL_INSERT_SUBMISSION];
+    int i = 1;
+    sqlite3_bind_int64(s, i++, e->time_ms);
+    BIND_FIELD(s, i++, e->ref);
+    BIND_FIELD(s, i++, e->session);
+    BIND_FIELD(s, i++, e->client_ip);
+    sqlite3_bind_int(s, i++, e->client_port);
+    BIND_FIELD(s, i++, e->user);
+    BIND_FIELD(s, i++, e->stage);
+    sqlite3_bind_int(s, i++, e->accepted ? 1 : 0);
+    sqlite3_bind_int(s, i++, e->reply_code);
+    BIND_FIELD(s, i++, e->reply_enhanced);
+    BIND_FIELD(s, i++, e->reply_text);
+    BIND_FIELD(s, i++, e->sender);
+    BIND_FIELD(s, i++, e->recipient);
+    sqlite3_bind_int(s, i++, e->recipients);
+    sqlite3_bind_int64(s, i++, e->size);
+    BIND_FIELD(s, i++, e->queue_id);
+    BIND_FIELD(s, i++, e->last_auth_ref);
+    return el_run(s);
+}
+
+int eventlog_write_batch(struct eventlog *l, const struct signin_event *const *s, size_t ns,
+                         const struct submission_event *const *m, size_t nm)
+{
+    if (el_run(l->st[EL_BEGIN]) != 0)
+        return -1;
+    for (size_t i = 0; i < ns; i++)
+        if (insert_signin(l, s[i]) != 0)
+            goto fail;
+    for (size_t i = 0; i < nm; i++)
+        if (insert_submission(l, m[i]) != 0)
+            goto fail;
+    if (el_run(l->st[EL_COMMIT]) != 0)
+        goto fail;
+    return 0;
+fail:
+    el_run(l->st[EL_ROLLBACK]);
+    return -1;
+}
+
+int eventlog_signin(struct eventlog *l, const struct signin_event *e)
+{
+    return eventlog_write_batch(l, &e, 1, NULL, 0);
+}
+
+int eventlog_submission(struct eventlog *l, const struct submission_event *e)
+{
+    return eventlog_write_batch(l, NULL, 0, &e, 1);
+}
+
+static void col_copy(sqlite3_stmt *s, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+#define COL_COPY(s, i, f) col_copy((s), (i), (f), sizeof(f))
+
+/* Picks the query variant for a filter and binds it; the mailbox is lower-cased into lower.
+ * NULL when the filter cannot match anything (a mailbox longer than any stored one). */
+static sqlite3_stmt *el_query(struct eventlog *l, const struct signin_filter *f,
+                              enum el_stmt by_ref, enum el_stmt by_user, enum el_stmt all,
+                              char *lower, size_t cap)
+{
+    const char *mailbox = f != NULL ? f->mailbox : NULL;
+    const char *ref = f != NULL ? f->ref : NULL;
+    if (mailbox != NULL) {
+        size_t n = strnlen(mailbox, cap);
+        if (n >= cap)
+            return NULL;
+        for (size_t i = 0; i < n; i++)
+            lower[i] = (char)tolower((unsigned char)mailbox[i]);
+        lower[n] = '\0';
+    }
+    sqlite3_stmt *s = l->st[ref != NULL ? by_ref : mailbox != NULL ? by_user : all];
+    if (mailbox != NULL)
+        sqlite3_bind_text(s, 1, lower, -1, SQLITE_STATIC);
+    if (ref != NULL)
+        sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, f != NULL ? f->since_ms : 0);
+    sqlite3_bind_int(s, 4, f != NULL && f->limit > 0 ? f->limit : EL_DEFAULT_LIMIT);
+    return s;
+}
+
+static int el_finish(sqlite3_stmt *s, int rc, int rows)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? rows : -1;
+}
+
+int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
+                           void (*cb)(const struct signin_event *, void *), void *arg)
+{
+    char lower[SMTP_PATH_MAX + 1];
+    sqlite3_stmt *s = el_query(l, f, EL_SIGNINS_BY_REF, EL_SIGNINS_BY_USER, EL_SIGNINS_ALL, lower,
+                               sizeof lower);
+    if (s == NULL)
+        return 0;
+    int rows = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct signin_event e = {0};
+        int i = 0;
+        e.time_ms = sqlite3_column_int64(s, i++);
+        COL_COPY(s, i++, e.ref);
+        COL_COPY(s, i++, e.session);
+        COL_COPY(s, i++, e.client_ip);
+        e.client_port = sqlite3_column_int(s, i++);
+        COL_COPY(s, i++, e.listener);
+        COL_COPY(s, i++, e.tls);
+        COL_COPY(s, i++, e.mech);
+        COL_COPY(s, i++, e.user);
+        COL_COPY(s, i++, e.tenant);
+        e.success = sqlite3_column_int(s, i++) != 0;
+        COL_COPY(s, i++, e.gate);
+        COL_COPY(s, i++, e.level);
+        e.reply_code = sqlite3_column_int(s, i++);
+        COL_COPY(s, i++, e.reply_enhanced);
+        COL_COPY(s, i++, e.reply_text);
+        COL_COPY(s, i++, e.reason);
+        COL_COPY(s, i++, e.detail);
+        rows++;
+        cb(&e, arg);
+    }
+    return el_finish(s, rc, rows);
+}
+
+int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f,
+                               void (*cb)(const struct submission_event *, void *), void *arg)
+{
+    char lower[SMTP_PATH_MAX + 1];
+    sqlite3_stmt *s = el_query(l, f, EL_SUBMISSIONS_BY_REF, EL_SUBMISSIONS_BY_USER,
+                               EL_SUBMISSIONS_ALL, lower, sizeof lower);
+    if (s == NULL)
+        return 0;
+    int rows = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct submission_event e = {0};
+        int i = 0;
+        e.time_ms = sqlite3_column_int64(s, i++);
+        COL_COPY(s, i++, e.ref);
+        COL_COPY(s, i++, e.session);
+        COL_COPY(s, i++, e.client_ip);
+        e.client_port = sqlite3_column_int(s, i++);
+        COL_COPY(s, i++, e.user);
+        COL_COPY(s, i++, e.stage);
+        e.accepted = sqlite3_column_int(s, i++) != 0;
+        e.reply_code = sqlite3_column_int(s, i++);
+        COL_COPY(s, i++, e.reply_enhanced);
+        COL_COPY(s, i++, e.reply_text);
+        COL_COPY(s, i++, e.sender);
+        COL_COPY(s, i++, e.recipient);
+        e.recipients = sqlite3_column_int(s, i++);
+        e.size = sqlite3_column_int64(s, i++);
+        COL_COPY(s, i++, e.queue_id);
+        COL_COPY(s, i++, e.last_auth_ref);
+        rows++;
+        cb(&e, arg);
+    }
+    return el_finish(s, rc, rows);
+}

@@ -1,0 +1,142 @@
+/* logwriter.c: the event-log writer thread: queued events, written in batches. */
+#include "logwriter.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logger.h"
+
+#define BATCH_MAX 256
+
+struct item {
+    bool is_signin;
+    union {
+        struct signin_event s;
+        struct submission_event m;
+    } u;
+    struct item *next;
+};
+
+struct logwriter {
+    struct eventlog *log;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct item *head, *tail;
+    bool stopping;
+};
+
+static void write_batch(struct logwriter *w, struct item *list)
+{
+    while (list) {
+        const struct signin_event *s[BATCH_MAX];
+        const struct submission_event *m[BATCH_MAX];
+        size_t ns = 0, nm = 0;
+        struct item *it = list;
+        while (it && ns < BATCH_MAX && nm < BATCH_MAX) {
+            if (it->is_signin)
+                s[ns++] = &it->u.s;
+            else
+                m[nm++] = &it->u.m;
+            it = it->next;
+        }
+        if (eventlog_write_batch(w->log, s, ns, m, nm) != 0)
+            log_error("event=eventlog-write-failed signins=%zu submissions=%zu", ns, nm);
+        while (list != it) {
+            struct item *next = list->next;
+            free(list);
+            list = next;
+        }
+    }
+}
+
+static void *logwriter_main(void *arg)
+{
+    struct logwriter *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        struct item *list = w->head;
+        w->head = w->tail = NULL;
+        bool stop = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        write_batch(w, list);
+        if (stop && !list)
+            break;
+    }
+    return NULL;
+}
+
+struct logwriter *logwriter_start(const char *datadir, char *err, size_t errlen)
+{
+    struct logwriter *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->log = eventlog_open(datadir, err, errlen);
+    if (!w->log) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, logwriter_main, w) != 0) {
+        eventlog_close(w->log);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void enqueue(struct logwriter *w, struct item *it)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = it;
+    else
+        w->head = it;
+    w->tail = it;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void logwriter_signin(struct logwriter *w, const struct signin_event *e)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        log_error("event=eventlog-dropped kind=signin ref=%s reason=\"out of memory\"", e->ref);
+        return;
+    }
+    it->is_signin = true;
+    it->u.s = *e;
+    enqueue(w, it);
+}
+
+void logwriter_submission(struct logwriter *w, const struct submission_event *e)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        log_error("event=eventlog-dropped kind=submission ref=%s reason=\"out of memory\"",
+                  e->ref);
+        return;
+    }
+    it->u.m = *e;
+    enqueue(w, it);
+}
+
+void logwriter_stop(struct logwriter *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    eventlog_close(w->log);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}

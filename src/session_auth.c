@@ -1,0 +1,348 @@
+/* session_auth.c: the AUTH command (RFC 4954): SASL framing on the event loop (334
+ * continuations, base64, '*' cancels, the 12288-octet limit) and the decision on a worker
+ * thread: directory snapshot, password verification (argon2id, constant work for unknown
+ * users), then policy_decide over SPEC section 3's gates. Every attempt goes to the sign-in
+ * log with the gate that decided it and the reference id the client sees. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "base64.h"
+#include "directory.h"
+#include "jobs.h"
+#include "logger.h"
+#include "logwriter.h"
+#include "password.h"
+#include "policy.h"
+#include "sasl.h"
+#include "server.h"
+#include "session.h"
+
+struct auth_job {
+    struct session *s;
+    struct sasl_credentials cred; /* wiped as soon as it is verified */
+    enum sasl_mech mech;
+    bool tls;
+    bool cleartext_allowed;
+    struct netaddr client;
+    bool client_known;
+    /* results */
+    bool tempfail;
+    struct policy_decision d;
+    char address[SMTP_PATH_MAX + 1]; /* the mailbox, normalized */
+    char tenant[SMTP_DOMAIN_MAX + 1];
+    int64_t mailbox_id;
+    char detail[256];
+};
+
+/* ---- the sign-in log ---- */
+
+static void auth_log(struct session *s, const char *mech, const char *user, bool success,
+                     const char *gate, const char *level, enum reply_id told,
+                     enum reply_id reason, const char *ref, const char *tenant,
+                     const char *detail)
+{
+    struct signin_event e;
+    memset(&e, 0, sizeof e);
+    e.time_ms = session_now_ms();
+    snprintf(e.ref, sizeof e.ref, "%s", ref ? ref : "");
+    snprintf(e.session, sizeof e.session, "%s", s->id);
+    snprintf(e.client_ip, sizeof e.client_ip, "%s", s->peer_ip);
+    e.client_port = s->peer_port;
+    snprintf(e.listener, sizeof e.listener, "%s", s->listener->lc.name);
+    snprintf(e.tls, sizeof e.tls, "%s", s->tls ? s->tls_version : "none");
+    snprintf(e.mech, sizeof e.mech, "%s", mech);
+    log_sanitize(user, strlen(user), e.user, sizeof e.user);
+    snprintf(e.tenant, sizeof e.tenant, "%s", tenant ? tenant : "");
+    e.success = success;
+    snprintf(e.gate, sizeof e.gate, "%s", gate);
+    snprintf(e.level, sizeof e.level, "%s", level);
+    const struct reply_entry *t = &reply_catalogue[told], *r = &reply_catalogue[reason];
+    e.reply_code = t->code;
+    snprintf(e.reply_enhanced, sizeof e.reply_enhanced, "%s", t->enhanced ? t->enhanced : "");
+    snprintf(e.reply_text, sizeof e.reply_text, "%s", t->text);
+    if (reason != told)
+        snprintf(e.reason, sizeof e.reason, "%d %s %s", r->code, r->enhanced, r->text);
+    snprintf(e.detail, sizeof e.detail, "%s", detail ? detail : "");
+    logwriter_signin(s->srv->logw, &e);
+    log_info("session=%s event=auth mech=%s user=\"%s\" result=%s gate=%s ref=%s", s->id, mech,
+             e.user, success ? "pass" : "fail", gate, ref ? ref : "-");
+}
+
+/* Refuses an AUTH exchange at the SASL layer (not a policy gate) and logs it. */
+static void auth_refuse(struct session *s, enum reply_id id, const char *gate, const char *user)
+{
+    char ref[REF_ID_LEN + 1] = "";
+    const char *mech = s->sasl ? sasl_mech_name(s->sasl->mech) : "-";
+    session_reply(s, id, NULL, ref);
+    auth_log(s, mech, user ? user : "", false, gate, "none", id, id, ref, NULL, NULL);
+    if (s->sasl) {
+        sasl_wipe(s->sasl);
+        free(s->sasl);
+        s->sasl = NULL;
+    }
+    if (s->state == SESSION_SASL)
+        s->state = SESSION_COMMAND;
+}
+
+/* ---- the decision, on a worker ---- */
+
+static void auth_detail(struct auth_job *j, const struct dir_auth_view *v, bool password_ok,
+                        bool authzid_ok)
+{
+    if (!v->tenant_found)
+        snprintf(j->detail, sizeof j->detail, "no tenant has this domain");
+    else if (!v->mailbox_found)
+        snprintf(j->detail, sizeof j->detail, "no such mailbox");
+    else if (!v->mailbox.password_hash[0])
+        snprintf(j->detail, sizeof j->detail, "the mailbox has no password set");
+    else if (!password_ok)
+        snprintf(j->detail, sizeof j->detail, "wrong password");
+    else if (!authzid_ok)
+        snprintf(j->detail, sizeof j->detail,
+                 "authorization identity differs from the user (not permitted)");
+    else if (j->d.gate == GATE_BASIC_POLICY || j->d.policy_name)
+        snprintf(j->detail, sizeof j->detail, "policy=%s",
+                 j->d.policy_name ? j->d.policy_name : "-");
+    else if (j->d.gate == GATE_ACCESS_RULE)
+        snprintf(j->detail, sizeof j->detail, "rule=%lld", (long long)j->d.rule_id);
+}
+
+static void auth_work(void *job, void *ctx)
+{
+    struct auth_job *j = job;
+    struct worker_ctx *w = ctx;
+    struct dir_auth_view *v = calloc(1, sizeof *v);
+    if (!w || !w->dir || !v) {
+        j->tempfail = true;
+        snprintf(j->detail, sizeof j->detail, "directory unavailable");
+        password_verify(NULL, j->cred.secret, j->cred.secret_len);
+        sodium_memzero(&j->cred, sizeof j->cred);
+        free(v);
+        return;
+    }
+    if (dir_auth_view(w->dir, j->cred.authcid, v) != DIR_OK) {
+        j->tempfail = true;
+        snprintf(j->detail, sizeof j->detail, "directory: %s", dir_error(w->dir));
+        password_verify(NULL, j->cred.secret, j->cred.secret_len);
+        sodium_memzero(&j->cred, sizeof j->cred);
+        free(v);
+        return;
+    }
+    const char *hash = v->mailbox_found ? v->mailbox.password_hash : NULL;
+    bool password_ok = password_verify(hash, j->cred.secret, j->cred.secret_len);
+    bool authzid_ok = true;
+    if (j->cred.authzid[0]) {
+        char a[SMTP_PATH_MAX + 1], b[SMTP_PATH_MAX + 1];
+        authzid_ok = smtp_address_normalize(j->cred.authzid, a, sizeof a) &&
+                     smtp_address_normalize(j->cred.authcid, b, sizeof b) && strcmp(a, b) == 0;
+    }
+    sodium_memzero(j->cred.secret, sizeof j->cred.secret);
+    j->cred.secret_len = 0;
+
+    struct policy_rule rules[DIR_RULES_MAX];
+    static _Thread_local struct netmask nets[DIR_RULES_MAX][DIR_RULE_NETS_MAX];
+    size_t n_rules = 0;
+    if (v->mailbox_found)
+        n_rules = dir_rules_for_policy(v, v->mailbox.address, rules, nets);
+    struct policy_input in = {
+        .tls = j->tls,
+        .cleartext_auth_allowed = j->cleartext_allowed,
+        .client_known = j->client_known,
+        .client = j->client,
+        .kind = AUTH_KIND_PASSWORD,
+        .kind_known = true,
+        .locked_out = false,
+        .credentials_known = true,
+        .credentials_valid = password_ok && authzid_ok && v->mailbox_found,
+        .tenant_smtp_auth = v->tenant.smtp_auth,
+        .tenant_security_defaults = v->tenant.security_defaults,
+        .tenant_app_passwords = v->tenant.app_passwords,
+        .tenant_policy_name = v->tenant_policy.name,
+        .tenant_policy_allows_basic = v->tenant_policy.allow_basic_smtp,
+        .mailbox_enabled = v->mailbox.enabled,
+        .mailbox_smtp_auth = v->mailbox.smtp_auth,
+        .mailbox_policy_name = v->mailbox_policy_inherit ? NULL : v->mailbox_policy.name,
+        .mailbox_policy_allows_basic = v->mailbox_policy.allow_basic_smtp,
+        .rules = rules,
+        .n_rules = n_rules,
+        .reply_generic = v->tenant_found && v->tenant.reply_detail == REPLY_DETAIL_GENERIC,
+    };
+    j->d = policy_decide(&in, NULL);
+    /* policy_name points into *v: keep a copy in detail before v goes away */
+    auth_detail(j, v, password_ok, authzid_ok);
+    j->d.policy_name = NULL;
+    if (v->tenant_found)
+        snprintf(j->tenant, sizeof j->tenant, "%s", v->tenant.domain);
+    if (v->mailbox_found) {
+        snprintf(j->address, sizeof j->address, "%s", v->mailbox.address);
+        j->mailbox_id = v->mailbox.id;
+    }
+    free(v);
+}
+
+static void auth_done(void *job)
+{
+    struct auth_job *j = job;
+    struct session *s = j->s;
+    if (!session_job_done(s)) {
+        sodium_memzero(j, sizeof *j);
+        free(j);
+        return;
+    }
+    const char *mech = sasl_mech_name(j->mech);
+    char ref[REF_ID_LEN + 1] = "";
+    if (j->tempfail) {
+        session_reply(s, REPLY_AUTH_TEMPFAIL, NULL, ref);
+        auth_log(s, mech, j->cred.authcid, false, "directory", "none", REPLY_AUTH_TEMPFAIL,
+                 REPLY_AUTH_TEMPFAIL, ref, j->tenant, j->detail);
+    } else if (j->d.allowed) {
+        session_reply(s, REPLY_AUTH_OK, NULL, NULL);
+        s->authenticated = true;
+        snprintf(s->auth_user, sizeof s->auth_user, "%s", j->address);
+        snprintf(s->tenant, sizeof s->tenant, "%s", j->tenant);
+        s->mailbox_id = j->mailbox_id;
+        s->last_auth_error[0] = '\0';
+        s->last_auth_ref[0] = '\0';
+        auth_log(s, mech, j->cred.authcid, true, "none", policy_level_name(j->d.level),
+                 REPLY_AUTH_OK, REPLY_AUTH_OK, NULL, j->tenant, j->detail);
+    } else {
+        session_reply(s, j->d.reply, NULL, ref);
+        const struct reply_entry *e = &reply_catalogue[j->d.reply];
+        snprintf(s->last_auth_error, sizeof s->last_auth_error, "%d %s %s", e->code,
+                 e->enhanced, e->text);
+        snprintf(s->last_auth_ref, sizeof s->last_auth_ref, "%s", ref);
+        auth_log(s, mech, j->cred.authcid, false, policy_gate_name(j->d.gate),
+                 policy_level_name(j->d.level), j->d.reply, j->d.reason, ref, j->tenant,
+                 j->detail);
+    }
+    sodium_memzero(j, sizeof *j);
+    free(j);
+    session_resume(s);
+}
+
+/* ---- SASL framing on the loop ---- */
+
+static void auth_submit(struct session *s)
+{
+    struct auth_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        auth_refuse(s, REPLY_AUTH_TEMPFAIL, "directory", s->sasl->cred.authcid);
+        return;
+    }
+    j->s = s;
+    j->mech = s->sasl->mech;
+    j->cred = s->sasl->cred;
+    j->tls = s->tls;
+    j->cleartext_allowed = s->listener->lc.allow_cleartext_auth;
+    j->client = s->client;
+    j->client_known = s->client.family != 0;
+    sasl_wipe(s->sasl);
+    free(s->sasl);
+    s->sasl = NULL;
+    session_suspend(s);
+    jobs_submit(s->srv->jobs, s->loop, auth_work, auth_done, j);
+}
+
+/* Runs one step with a decoded response (or NULL: no initial response). */
+static void auth_step(struct session *s, const uint8_t *resp, size_t len)
+{
+    const uint8_t *challenge = NULL;
+    size_t clen = 0;
+    enum sasl_status st = sasl_step(s->sasl, resp, len, &challenge, &clen);
+    if (st == SASL_MALFORMED) {
+        auth_refuse(s, REPLY_AUTH_MALFORMED, "sasl", s->sasl->cred.authcid);
+        return;
+    }
+    if (st == SASL_DONE) {
+        auth_submit(s);
+        return;
+    }
+    char b64[256];
+    if (clen > 0 && b64_encode(challenge, clen, b64, sizeof b64) == 0) {
+        auth_refuse(s, REPLY_LOCAL_ERROR, "sasl", NULL);
+        return;
+    }
+    if (clen == 0)
+        b64[0] = '\0';
+    session_reply_text(s, 334, NULL, b64, false);
+    s->state = SESSION_SASL;
+}
+
+/* Decodes a base64 response into a wiped heap buffer and steps. */
+static void auth_response(struct session *s, const char *text, size_t len)
+{
+    uint8_t *buf = malloc(SASL_RESPONSE_MAX);
+    size_t n = 0;
+    if (!buf) {
+        auth_refuse(s, REPLY_LOCAL_ERROR, "sasl", NULL);
+        return;
+    }
+    /* RFC 4954 4: "=" is an empty initial response. */
+    bool empty = len == 1 && text[0] == '=';
+    if (!empty && b64_decode(text, len, buf, SASL_RESPONSE_MAX, &n) != 0) {
+        free(buf);
+        auth_refuse(s, REPLY_AUTH_MALFORMED, "sasl", s->sasl ? s->sasl->cred.authcid : NULL);
+        return;
+    }
+    auth_step(s, buf, empty ? 0 : n);
+    sodium_memzero(buf, SASL_RESPONSE_MAX);
+    free(buf);
+}
+
+void auth_sasl_line(struct session *s, const char *line, size_t len)
+{
+    if (len == 1 && line[0] == '*') {
+        auth_refuse(s, REPLY_AUTH_CANCELLED, "cancelled", s->sasl->cred.authcid);
+        return;
+    }
+    auth_response(s, line, len);
+}
+
+void cmd_auth(struct session *s, const struct smtp_command *c)
+{
+    if (!s->esmtp) {
+        session_reply(s, REPLY_HELLO_FIRST, NULL, NULL);
+        return;
+    }
+    if (s->authenticated) {
+        auth_refuse(s, REPLY_AUTH_ALREADY, "sequence", s->auth_user);
+        return;
+    }
+    if (s->tx) {
+        auth_refuse(s, REPLY_AUTH_IN_TRANSACTION, "sequence", NULL);
+        return;
+    }
+    if (!s->tls && !s->listener->lc.allow_cleartext_auth) {
+        /* Gate 1 of SPEC section 3: AUTH is not offered before TLS. */
+        auth_refuse(s, REPLY_AUTH_ENCRYPTION_REQUIRED, policy_gate_name(GATE_TLS), NULL);
+        return;
+    }
+    size_t mlen = 0;
+    while (mlen < c->arg_len && c->arg[mlen] != ' ')
+        mlen++;
+    enum sasl_mech mech = sasl_mech_from_name(c->arg, mlen);
+    if (mech != SASL_MECH_PLAIN && mech != SASL_MECH_LOGIN) {
+        auth_refuse(s, mlen ? REPLY_AUTH_UNRECOGNIZED : REPLY_SYNTAX, "mechanism", NULL);
+        return;
+    }
+    s->sasl = calloc(1, sizeof *s->sasl);
+    if (!s->sasl) {
+        auth_refuse(s, REPLY_LOCAL_ERROR, "sasl", NULL);
+        return;
+    }
+    sasl_begin(s->sasl, mech);
+    const char *ir = c->arg + mlen;
+    size_t irlen = c->arg_len - mlen;
+    while (irlen > 0 && *ir == ' ') {
+        ir++;
+        irlen--;
+    }
+    if (irlen == 0)
+        auth_step(s, NULL, 0);
+    else
+        auth_response(s, ir, irlen);
+}

@@ -1,0 +1,866 @@
+/* spool.c: the durable queue under DIR/spool/ (SPEC section 7; file format in docs/spool.md).
+ * Owns: queue ids, the queue file format (header line, JSON envelope line, message bytes), the
+ * tmp/ -> queue/ life cycle, and the group-commit thread that makes batches of messages durable
+ * (fdatasync each file, rename into queue/, fsync queue/ once) before anyone may send 250.
+ * Implements no RFC itself; it is what makes RFC 5321 4.2.5's "accepted responsibility" true. */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#define SPOOL_MAGIC "SUBMITD-QUEUE 1\n"
+#define SPOOL_MAGIC_LEN (sizeof SPOOL_MAGIC - 1)
+/* Message bytes are collected into this much memory per message before a write(2). */
+#define SPOOL_BUF_SIZE (64 * 1024)
+/* Longest envelope line spool_load accepts (a corrupt file must not make us read gigabytes). */
+#define SPOOL_ENVELOPE_MAX (8 * 1024 * 1024)
+/* Queue id: 13 hex digits of microseconds since 1970 (valid until 2112), then 3 random. */
+#define SPOOL_ID_TIME_DIGITS 13
+#define SPOOL_ID_TIME_MASK ((UINT64_C(1) << (4 * SPOOL_ID_TIME_DIGITS)) - 1)
+#define SPOOL_ID_RANDOM_DIGITS (QUEUE_ID_LEN - SPOOL_ID_TIME_DIGITS)
+/* How many fresh ids spool_create tries when an id is already taken. */
+#define SPOOL_CREATE_TRIES 16
+
+struct spool {
+    char *dir;    /* DIR/spool, for error messages */
+    int tmp_fd;   /* DIR/spool/tmp */
+    int queue_fd; /* DIR/spool/queue */
+    int recovered;
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake;  /* pending became non-empty, or stopping was set */
+    struct spool_file *pending;
+    struct spool_file **pending_tail;
+    bool started;
+    bool stopping;
+    pthread_t thread;
+    uint64_t batches;
+    int64_t last_us; /* id clock: strictly increasing within this process */
+};
+
+struct spool_file {
+    struct spool *spool;
+    struct spool_file *next; /* in the pending list, then in a batch */
+    int fd;                  /* open on tmp/ID until the batch closes it */
+    int err;                 /* first failure, sticky */
+    bool renamed;            /* now lives in queue/ */
+    char id[QUEUE_ID_LEN + 1];
+    uint64_t size; /* message octets accepted by spool_write */
+    spool_done_fn done;
+    void *arg;
+    size_t used; /* octets waiting in buf */
+    unsigned char buf[SPOOL_BUF_SIZE];
+};
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static bool valid_id(const char *id)
+{
+    size_t i;
+    for (i = 0; i < QUEUE_ID_LEN; i++) {
+        char c = id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return id[i] == '\0';
+}
+
+static void make_id(struct spool *s, char id[QUEUE_ID_LEN + 1])
+{
+    struct timespec ts;
+    int64_t now_us;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+        ts = (struct timespec){0}; /* cannot fail for CLOCK_REALTIME; last_us keeps order */
+    now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    pthread_mutex_lock(&s->lock);
+    if (now_us <= s->last_us)
+        now_us = s->last_us + 1;
+    s->last_us = now_us;
+    pthread_mutex_unlock(&s->lock);
+    snprintf(id, QUEUE_ID_LEN + 1, "%0*" PRIX64 "%0*" PRIX32, SPOOL_ID_TIME_DIGITS,
+             (uint64_t)now_us & SPOOL_ID_TIME_MASK, SPOOL_ID_RANDOM_DIGITS,
+             randombytes_uniform(1u << (4 * SPOOL_ID_RANDOM_DIGITS)));
+}
+
+/* Opens DIR/NAME as a directory, creating it (0700) first if needed. */
+static int open_subdir(int parent, const char *parent_path, const char *name, bool *created,
+                       char *err, size_t errlen)
+{
+    int fd;
+    if (mkdirat(parent, name, 0700) == 0) {
+        *created = true;
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "mkdir %s/%s: %s", parent_path, name, strerror(errno));
+        return -1;
+    }
+    fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        snprintf(err, errlen, "open %s/%s: %s", parent_path, name, strerror(errno));
+    return fd;
+}
+
+/* Removes every file in tmp/: messages for which no 250 was ever sent. */
+static int clean_tmp(struct spool *s, char *err, size_t errlen)
+{
+    struct dirent *de;
+    int dfd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d;
+    if (dfd == -1) {
+        snprintf(err, errlen, "open %s/tmp: %s", s->dir, strerror(errno));
+        return -1;
+    }
+    d = fdopendir(dfd);
+    if (d == NULL) {
+        snprintf(err, errlen, "opendir %s/tmp: %s", s->dir, strerror(errno));
+        close(dfd);
+        return -1;
+    }
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL)
+            break;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(s->tmp_fd, de->d_name, 0) == -1 && errno != ENOENT) {
+            snprintf(err, errlen, "remove %s/tmp/%s: %s", s->dir, de->d_name, strerror(errno));
+            closedir(d);
+            return -1;
+        }
+        s->recovered++;
+    }
+    if (errno != 0) {
+        snprintf(err, errlen, "readdir %s/tmp: %s", s->dir, strerror(errno));
+        closedir(d);
+        return -1;
+    }
+    closedir(d);
+    return 0;
+}
+
+struct spool *spool_open(const char *datadir, char *err, size_t errlen)
+{
+    struct spool *s;
+    int data_fd, spool_fd;
+    bool created = false;
+    size_t len = strlen(datadir) + sizeof "/spool";
+
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "sodium_init failed");
+        return NULL;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL || (s->dir = malloc(len)) == NULL) {
+        snprintf(err, errlen, "spool: %s", strerror(errno));
+        free(s);
+        return NULL;
+    }
+    snprintf(s->dir, len, "%s/spool", datadir);
+    s->tmp_fd = s->queue_fd = -1;
+    s->pending_tail = &s->pending;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+
+    data_fd = open(datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (data_fd == -1) {
+        snprintf(err, errlen, "open %s: %s", datadir, strerror(errno));
+        goto fail;
+    }
+    spool_fd = open_subdir(data_fd, datadir, "spool", &created, err, errlen);
+    if (spool_fd != -1 && created && fsync(data_fd) == -1) {
+        snprintf(err, errlen, "fsync %s: %s", datadir, strerror(errno));
+        close(spool_fd);
+        spool_fd = -1;
+    }
+    close(data_fd);
+    if (spool_fd == -1)
+        goto fail;
+    created = false;
+    s->tmp_fd = open_subdir(spool_fd, s->dir, "tmp", &created, err, errlen);
+    if (s->tmp_fd != -1)
+        s->queue_fd = open_subdir(spool_fd, s->dir, "queue", &created, err, errlen);
+    /* New directories must survive a crash too, or queue/ could vanish with its files. */
+    if (s->queue_fd != -1 && created && fsync(spool_fd) == -1) {
+        snprintf(err, errlen, "fsync %s: %s", s->dir, strerror(errno));
+        close(spool_fd);
+        goto fail;
+    }
+    close(spool_fd);
+    if (s->queue_fd == -1 || clean_tmp(s, err, errlen) == -1)
+        goto fail;
+    return s;
+fail:
+    spool_close(s);
+    return NULL;
+}
+
+int spool_recovered(const struct spool *s)
+{
+    return s->recovered;
+}
+
+uint64_t spool_batches(const struct spool *s)
+{
+    struct spool *m = (struct spool *)s; /* only the lock is touched */
+    uint64_t n;
+    pthread_mutex_lock(&m->lock);
+    n = s->batches;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+/* Makes one batch durable, then reports each message. Runs on the group-commit thread (or on
+ * the caller's thread when no thread was started). */
+static void commit_batch(struct spool *s, struct spool_file *batch)
+{
+    struct spool_file *f, *next;
+    bool any_renamed = false;
+
+    /* Start writeback of every file first so the device works on all of them at once; the
+     * fdatasync below reports any error, so a failing hint only matters if it says so. */
+    for (f = batch; f != NULL; f = f->next)
+        if (f->err == 0 && sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE) == -1 &&
+            errno != EINVAL && errno != ENOSYS && errno != ESPIPE)
+            f->err = errno;
+    for (f = batch; f != NULL; f = f->next)
+        if (f->err == 0 && fdatasync(f->fd) == -1)
+            f->err = errno;
+    for (f = batch; f != NULL; f = f->next) {
+        if (close(f->fd) == -1 && f->err == 0)
+            f->err = errno;
+        f->fd = -1;
+    }
+    for (f = batch; f != NULL; f = f->next) {
+        if (f->err != 0)
+            continue;
+        if (renameat2(s->tmp_fd, f->id, s->queue_fd, f->id, RENAME_NOREPLACE) == -1 &&
+            (errno != EINVAL || renameat(s->tmp_fd, f->id, s->queue_fd, f->id) == -1)) {
+            f->err = errno;
+            continue;
+        }
+        f->renamed = any_renamed = true;
+    }
+    if (any_renamed && fsync(s->queue_fd) == -1) {
+        int e = errno;
+        for (f = batch; f != NULL; f = f->next)
+            if (f->renamed)
+                f->err = e;
+    }
+    /* A failed message leaves nothing behind. Should the unlink itself fail, a leftover in tmp/
+     * is removed at the next start; one in queue/ may be delivered although the client was
+     * told to retry: a duplicate, never a loss. Nobody is left to tell either way. */
+    for (f = batch; f != NULL; f = f->next)
+        if (f->err != 0)
+            (void)unlinkat(f->renamed ? s->queue_fd : s->tmp_fd, f->id, 0);
+
+    pthread_mutex_lock(&s->lock);
+    s->batches++;
+    pthread_mutex_unlock(&s->lock);
+    for (f = batch; f != NULL; f = next) {
+        next = f->next;
+        if (f->done != NULL)
+            f->done(f->arg, f->err, f->id);
+        free(f);
+    }
+}
+
+static void *commit_thread(void *arg)
+{
+    struct spool *s = arg;
+    struct spool_file *batch;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (s->pending == NULL && !s->stopping)
+            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->pending == NULL)
+            break; /* stopping, and every commit handed to us is done */
+        batch = s->pending;
+        s->pending = NULL;
+        s->pending_tail = &s->pending;
+        pthread_mutex_unlock(&s->lock);
+        commit_batch(s, batch);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int spool_start(struct spool *s)
+{
+    int rc;
+    pthread_mutex_lock(&s->lock);
+    if (s->started) {
+        pthread_mutex_unlock(&s->lock);
+        errno = EALREADY;
+        return -1;
+    }
+    rc = pthread_create(&s->thread, NULL, commit_thread, s);
+    if (rc == 0)
+        s->started = true;
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+void spool_close(struct spool *s)
+{
+    bool started;
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    started = s->started;
+    s->stopping = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    if (started)
+        pthread_join(s->thread, NULL);
+    if (s->tmp_fd != -1)
+        close(s->tmp_fd);
+    if (s->queue_fd != -1)
+        close(s->queue_fd);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    free(s->dir);
+    free(s);
+}
+
+/* Sets KEY to the string VALUE; fails when VALUE is not UTF-8 (JSON cannot carry it). */
+static int set_str(json_t *obj, const char *key, const char *value, char *err, size_t errlen)
+{
+    json_t *v = json_string(value);
+    if (v == NULL || json_object_set_new(obj, key, v) == -1) {
+        snprintf(err, errlen, "spool envelope: %s is not valid UTF-8", key);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+static char *envelope_json(const struct spool_envelope *env, const char *id, char *err,
+                           size_t errlen)
+{
+    json_t *obj = json_object(), *rcpts;
+    char *out = NULL;
+    size_t i;
+    if (obj == NULL || json_object_set_new(obj, "id", json_string(id)) == -1 ||
+        json_object_set_new(obj, "received_ms", json_integer(env->received_ms)) == -1)
+        goto nomem;
+    if (set_str(obj, "sender", env->sender, err, errlen) == -1)
+        goto fail;
+    rcpts = json_array();
+    if (rcpts == NULL)
+        goto nomem;
+    for (i = 0; i < env->n_rcpts; i++) {
+        json_t *r = json_string(env->rcpts[i]);
+        if (r == NULL || json_array_append_new(rcpts, r) == -1) {
+            snprintf(err, errlen, "spool envelope: rcpts[%zu] is not valid UTF-8", i);
+            errno = EINVAL;
+            json_decref(rcpts);
+            goto fail;
+        }
+    }
+    if (json_object_set_new(obj, "rcpts", rcpts) == -1)
+        goto nomem;
+    if (set_str(obj, "auth_user", env->auth_user, err, errlen) == -1 ||
+        set_str(obj, "tenant", env->tenant, err, errlen) == -1 ||
+        set_str(obj, "client_ip", env->client_ip, err, errlen) == -1 ||
+        set_str(obj, "helo", env->helo, err, errlen) == -1 ||
+        set_str(obj, "session", env->session, err, errlen) == -1 ||
+        set_str(obj, "body", env->body, err, errlen) == -1)
+        goto fail;
+    if (json_object_set_new(obj, "client_port", json_integer(env->client_port)) == -1 ||
+        json_object_set_new(obj, "smtputf8", json_boolean(env->smtputf8)) == -1)
+        goto nomem;
+    out = json_dumps(obj, JSON_COMPACT);
+    if (out == NULL)
+        goto nomem;
+    /* Compact output escapes control characters, so the envelope stays on one line. */
+    if (strchr(out, '\n') != NULL) {
+        snprintf(err, errlen, "spool envelope: JSON contains a newline");
+        errno = EINVAL;
+        free(out);
+        out = NULL;
+    }
+    json_decref(obj);
+    return out;
+nomem:
+    snprintf(err, errlen, "spool envelope: out of memory");
+    errno = ENOMEM;
+fail:
+    json_decref(obj);
+    return NULL;
+}
+
+/* Opens tmp/ID with a fresh id that is free in both tmp/ and queue/. */
+static int create_file(struct spool *s, char id[QUEUE_ID_LEN + 1], char *err, size_t errlen)
+{
+    struct stat st;
+    int tries, fd;
+    for (tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
+        make_id(s, id);
+        if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "stat %s/queue/%s: %s", s->dir, id, strerror(errno));
+            return -1;
+        }
+        fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd != -1)
+            return fd;
+        if (errno != EEXIST) {
+            snprintf(err, errlen, "create %s/tmp/%s: %s", s->dir, id, strerror(errno));
+            return -1;
+        }
+    }
+    snprintf(err, errlen, "create %s/tmp: no free queue id after %d tries", s->dir, tries);
+    errno = EEXIST;
+    return -1;
+}
+
+struct spool_file *spool_create(struct spool *s, struct spool_envelope *env, char *err,
+                                size_t errlen)
+{
+    struct spool_file *f = malloc(sizeof *f);
+    char *json;
+    int e;
+    if (f == NULL) {
+        snprintf(err, errlen, "spool: %s", strerror(errno));
+        return NULL;
+    }
+    memset(f, 0, offsetof(struct spool_file, buf));
+    f->spool = s;
+    f->fd = create_file(s, f->id, err, errlen);
+    if (f->fd == -1)
+        goto fail;
+    json = envelope_json(env, f->id, err, errlen);
+    if (json == NULL)
+        goto fail_unlink;
+    /* Written at once, not buffered: a full disk shows now, before the client sends data. */
+    if (write_all(f->fd, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == -1 ||
+        write_all(f->fd, json, strlen(json)) == -1 || write_all(f->fd, "\n", 1) == -1) {
+        snprintf(err, errlen, "write %s/tmp/%s: %s", s->dir, f->id, strerror(errno));
+        free(json);
+        goto fail_unlink;
+    }
+    free(json);
+    memcpy(env->queue_id, f->id, sizeof f->id);
+    return f;
+fail_unlink:
+    e = errno;
+    (void)close(f->fd); /* discarded: nothing to lose */
+    if (unlinkat(s->tmp_fd, f->id, 0) == -1 && errno != ENOENT) {
+        size_t used = strlen(err);
+        if (used + 1 < errlen)
+            snprintf(err + used, errlen - used, "; remove %s/tmp/%s: %s", s->dir, f->id,
+                     strerror(errno));
+    }
+    errno = e;
+fail:
+    e = errno;
+    free(f);
+    errno = e;
+    return NULL;
+}
+
+const char *spool_file_id(const struct spool_file *f)
+{
+    return f->id;
+}
+
+static int flush_file(struct spool_file *f)
+{
+    if (f->err != 0) {
+        errno = f->err;
+        return -1;
+    }
+    if (f->used > 0 && write_all(f->fd, f->buf, f->used) == -1) {
+        f->err = errno;
+        return -1;
+    }
+    f->used = 0;
+    return 0;
+}
+
+int spool_write(struct spool_file *f, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    if (f->err != 0) {
+        errno = f->err;
+        return -1;
+    }
+    if (f->used + n > SPOOL_BUF_SIZE && flush_file(f) == -1)
+        return -1;
+    if (n >= SPOOL_BUF_SIZE) { /* buffer is empty now; large chunks go straight out */
+        if (write_all(f->fd, p, n) == -1) {
+            f->err = errno;
+            return -1;
+        }
+    } else {
+        memcpy(f->buf + f->used, p, n);
+        f->used += n;
+    }
+    f->size += n;
+    return 0;
+}
+
+int spool_file_error(const struct spool_file *f)
+{
+    return f->err;
+}
+
+uint64_t spool_file_size(const struct spool_file *f)
+{
+    return f->size;
+}
+
+void spool_commit(struct spool_file *f, spool_done_fn done, void *arg)
+{
+    struct spool *s = f->spool;
+    bool started;
+    (void)flush_file(f); /* a failure is in f->err; the batch reports it */
+    f->done = done;
+    f->arg = arg;
+    f->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    started = s->started && !s->stopping;
+    if (started) {
+        *s->pending_tail = f;
+        s->pending_tail = &f->next;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!started)
+        commit_batch(s, f); /* no thread (submitctl): a batch of one, here and now */
+}
+
+void spool_abort(struct spool_file *f)
+{
+    if (f == NULL)
+        return;
+    (void)close(f->fd);                         /* discarded: nothing to lose */
+    (void)unlinkat(f->spool->tmp_fd, f->id, 0); /* if it stays, the next start removes it */
+    free(f);
+}
+
+/* Reads one line of at most `max` octets including its LF into a new string (LF kept). */
+static char *read_line(FILE *fp, size_t max, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *line = malloc(cap);
+    int c;
+    if (line == NULL)
+        return NULL;
+    while ((c = getc(fp)) != EOF) {
+        if (n + 1 >= cap) {
+            char *bigger;
+            if (cap >= max)
+                break;
+            cap = cap * 2 > max ? max : cap * 2;
+            bigger = realloc(line, cap);
+            if (bigger == NULL) {
+                free(line);
+                return NULL;
+            }
+            line = bigger;
+        }
+        line[n++] = (char)c;
+        if (c == '\n') {
+            line[n] = '\0';
+            *len = n;
+            return line;
+        }
+    }
+    errno = ferror(fp) ? EIO : EBADMSG; /* too long, or no LF before the end */
+    free(line);
+    return NULL;
+}
+
+/* Copies string KEY of OBJ into DST (DSTSIZE octets with the NUL); false if absent or too long. */
+static bool get_str(json_t *obj, const char *key, char *dst, size_t dstsize)
+{
+    json_t *v = json_object_get(obj, key);
+    const char *str;
+    size_t len;
+    if (!json_is_string(v))
+        return false;
+    str = json_string_value(v);
+    len = json_string_length(v);
+    if (len >= dstsize || strlen(str) != len)
+        return false;
+    memcpy(dst, str, len + 1);
+    return true;
+}
+
+static bool get_rcpts(json_t *obj, struct spool_envelope *env)
+{
+    json_t *arr = json_object_get(obj, "rcpts");
+    size_t i, n;
+    if (!json_is_array(arr))
+        return false;
+    n = json_array_size(arr);
+    env->rcpts = calloc(n > 0 ? n : 1, sizeof *env->rcpts);
+    if (env->rcpts == NULL)
+        return false;
+    for (i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v) || json_string_length(v) > SMTP_PATH_MAX ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return false;
+        env->rcpts[i] = strdup(json_string_value(v));
+        if (env->rcpts[i] == NULL)
+            return false;
+        env->n_rcpts = i + 1;
+    }
+    return true;
+}
+
+static bool parse_envelope(const char *line, size_t len, const char *id, struct spool_envelope *env)
+{
+    json_error_t jerr;
+    json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *received = json_object_get(obj, "received_ms");
+    json_t *port = json_object_get(obj, "client_port");
+    json_t *utf8 = json_object_get(obj, "smtputf8");
+    bool ok = json_is_object(obj) && json_is_integer(received) && json_is_integer(port) &&
+              json_is_boolean(utf8) && get_str(obj, "id", env->queue_id, sizeof env->queue_id) &&
+              strcmp(env->queue_id, id) == 0 &&
+              get_str(obj, "sender", env->sender, sizeof env->sender) &&
+              get_str(obj, "auth_user", env->auth_user, sizeof env->auth_user) &&
+              get_str(obj, "tenant", env->tenant, sizeof env->tenant) &&
+              get_str(obj, "client_ip", env->client_ip, sizeof env->client_ip) &&
+              get_str(obj, "helo", env->helo, sizeof env->helo) &&
+              get_str(obj, "session", env->session, sizeof env->session) &&
+              get_str(obj, "body", env->body, sizeof env->body) && get_rcpts(obj, env);
+    if (ok) {
+        json_int_t p = json_integer_value(port);
+        ok = p >= 0 && p <= 65535;
+        env->received_ms = json_integer_value(received);
+        env->client_port = (int)p;
+        env->smtputf8 = json_is_true(utf8);
+    }
+    json_decref(obj);
+    return ok;
+}
+
+/* Reads the header and envelope of queue file FP (named ID), leaving FP at the message. */
+static int read_envelope(FILE *fp, const char *id, struct spool_envelope *env, long *body_offset)
+{
+    char magic[SPOOL_MAGIC_LEN + 1];
+    char *line;
+    size_t len;
+    int e;
+    memset(env, 0, sizeof *env);
+    if (fread(magic, 1, SPOOL_MAGIC_LEN, fp) != SPOOL_MAGIC_LEN ||
+        memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0) {
+        errno = ferror(fp) ? EIO : EBADMSG;
+        return -1;
+    }
+    line = read_line(fp, SPOOL_ENVELOPE_MAX, &len);
+    if (line == NULL)
+        return -1;
+    if (!parse_envelope(line, len - 1, id, env)) {
+        e = errno == ENOMEM ? ENOMEM : EBADMSG;
+        free(line);
+        spool_envelope_free(env);
+        errno = e;
+        return -1;
+    }
+    free(line);
+    *body_offset = (long)(SPOOL_MAGIC_LEN + len);
+    return 0;
+}
+
+/* Opens queue/ID for reading; ENOENT for an id that cannot exist (also stops "../x"). */
+static FILE *open_queued(struct spool *s, const char *queue_id)
+{
+    int fd, e;
+    FILE *fp;
+    if (!valid_id(queue_id)) {
+        errno = ENOENT;
+        return NULL;
+    }
+    fd = openat(s->queue_fd, queue_id, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return NULL;
+    fp = fdopen(fd, "r");
+    if (fp == NULL) {
+        e = errno;
+        close(fd);
+        errno = e;
+    }
+    return fp;
+}
+
+static int load(struct spool *s, const char *queue_id, struct spool_envelope *env,
+                long *body_offset, struct stat *st)
+{
+    FILE *fp = open_queued(s, queue_id);
+    int e;
+    if (fp == NULL)
+        return -1;
+    if (read_envelope(fp, queue_id, env, body_offset) == -1)
+        goto fail;
+    if (fstat(fileno(fp), st) == -1)
+        goto fail_env;
+    if (st->st_size < *body_offset) {
+        errno = EBADMSG;
+        goto fail_env;
+    }
+    env->size = (uint64_t)(st->st_size - *body_offset);
+    fclose(fp);
+    return 0;
+fail_env:
+    spool_envelope_free(env);
+fail:
+    e = errno;
+    fclose(fp);
+    errno = e;
+    return -1;
+}
+
+int spool_load(struct spool *s, const char *queue_id, struct spool_envelope *env, long *body_offset)
+{
+    struct stat st;
+    return load(s, queue_id, env, body_offset, &st);
+}
+
+FILE *spool_open_message(struct spool *s, const char *queue_id)
+{
+    struct spool_envelope env;
+    long body_offset;
+    int e;
+    FILE *fp = open_queued(s, queue_id);
+    if (fp == NULL)
+        return NULL;
+    if (read_envelope(fp, queue_id, &env, &body_offset) == -1) {
+        e = errno;
+        fclose(fp);
+        errno = e;
+        return NULL;
+    }
+    spool_envelope_free(&env);
+    return fp; /* positioned at the first message octet */
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Collects the ids in queue/ into a sorted array of QUEUE_ID_LEN + 1 octet strings. */
+static int read_ids(struct spool *s, char **ids, size_t *n)
+{
+    size_t cap = 0;
+    struct dirent *de;
+    DIR *d;
+    int e, dfd = openat(s->queue_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    *ids = NULL;
+    *n = 0;
+    if (dfd == -1)
+        return -1;
+    d = fdopendir(dfd);
+    if (d == NULL) {
+        e = errno;
+        close(dfd);
+        errno = e;
+        return -1;
+    }
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL)
+            break;
+        if (!valid_id(de->d_name))
+            continue; /* ".", "..", anything not ours */
+        if (*n == cap) {
+            char *bigger;
+            cap = cap ? cap * 2 : 64;
+            bigger = realloc(*ids, cap * (QUEUE_ID_LEN + 1));
+            if (bigger == NULL)
+                break;
+            *ids = bigger;
+        }
+        memcpy(*ids + *n * (QUEUE_ID_LEN + 1), de->d_name, QUEUE_ID_LEN + 1);
+        (*n)++;
+    }
+    e = errno;
+    closedir(d);
+    if (e != 0) {
+        free(*ids);
+        *ids = NULL;
+        errno = e;
+        return -1;
+    }
+    if (*n > 0)
+        qsort(*ids, *n, QUEUE_ID_LEN + 1, cmp_ids);
+    return 0;
+}
+
+int spool_list(struct spool *s, void (*cb)(const struct spool_entry *, void *), void *arg)
+{
+    char *ids;
+    size_t n, i;
+    int count = 0;
+    if (read_ids(s, &ids, &n) == -1)
+        return -1;
+    for (i = 0; i < n; i++) {
+        struct spool_envelope env;
+        struct spool_entry entry = {.env = &env};
+        struct stat st;
+        long off;
+        /* Gone meanwhile (delivered) or unreadable: a listing shows what it can read. */
+        if (load(s, ids + i * (QUEUE_ID_LEN + 1), &env, &off, &st) == -1)
+            continue;
+        entry.queued_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        if (cb != NULL)
+            cb(&entry, arg);
+        spool_envelope_free(&env);
+        count++;
+    }
+    free(ids);
+    return count;
+}
+
+void spool_envelope_free(struct spool_envelope *env)
+{
+    size_t i;
+    if (env->rcpts != NULL)
+        for (i = 0; i < env->n_rcpts; i++)
+            free(env->rcpts[i]);
+    free(env->rcpts);
+    env->rcpts = NULL;
+    env->n_rcpts = 0;
+}

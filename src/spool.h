@@ -1,0 +1,83 @@
+/* spool.h: the durable queue (SPEC section 7). A message is written to DIR/spool/tmp/ID as it
+ * arrives; spool_commit hands it to the group-commit thread, which makes a batch of messages
+ * durable together: fdatasync each file, rename it into DIR/spool/queue/, fsync the queue
+ * directory once, and only then reports success (the caller then sends 250). On start, files
+ * left in tmp/ (no 250 was ever sent for them) are removed. File format: docs/spool.md. */
+#ifndef SUBMITD_SPOOL_H
+#define SUBMITD_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "protocol_limits.h"
+
+struct spool_envelope {
+    char queue_id[QUEUE_ID_LEN + 1]; /* set by spool_create; read back by spool_load */
+    int64_t received_ms;
+    char sender[SMTP_PATH_MAX + 1]; /* "" = null sender */
+    char **rcpts;                   /* n_rcpts addresses */
+    size_t n_rcpts;
+    char auth_user[SMTP_PATH_MAX + 1]; /* authenticated identity */
+    char tenant[SMTP_DOMAIN_MAX + 1];
+    char client_ip[64];
+    int client_port;
+    char helo[256];
+    char session[REF_ID_LEN + 1];
+    char body[16]; /* "7BIT", "8BITMIME", "BINARYMIME" */
+    bool smtputf8;
+    uint64_t size; /* message octets (spool_load; spool_create ignores it) */
+};
+
+struct spool_entry {
+    const struct spool_envelope *env;
+    int64_t queued_ms; /* file time */
+};
+
+struct spool;
+struct spool_file;
+
+typedef void (*spool_done_fn)(void *arg, int err, const char *queue_id);
+
+/* Creates DIR/spool/{tmp,queue} (mode 0700) if needed and removes what tmp/ holds. Returns NULL
+ * with a reason in err. */
+struct spool *spool_open(const char *datadir, char *err, size_t errlen);
+/* Starts the group-commit thread (the server does; submitctl does not). Returns 0 or -1. */
+int spool_start(struct spool *s);
+/* Stops the thread after it has finished every commit handed to it. */
+void spool_close(struct spool *s);
+/* How many leftover files spool_open removed from tmp/. */
+int spool_recovered(const struct spool *s);
+/* How many group commits (batches) have completed; for tests and statistics. */
+uint64_t spool_batches(const struct spool *s);
+
+/* Opens a new message: assigns the queue id (into env->queue_id too), writes the envelope.
+ * Returns NULL with a reason in err (e.g. disk full). */
+struct spool_file *spool_create(struct spool *s, struct spool_envelope *env, char *err,
+                                size_t errlen);
+const char *spool_file_id(const struct spool_file *f);
+/* Buffered append of message bytes. Returns 0, or -1 with errno; the first error is kept and
+ * later writes do nothing (check spool_file_error before committing). */
+int spool_write(struct spool_file *f, const void *buf, size_t n);
+int spool_file_error(const struct spool_file *f);     /* 0 or the errno of the first failure */
+uint64_t spool_file_size(const struct spool_file *f); /* message octets written so far */
+/* Flushes, makes durable (batched with other messages) and moves into queue/. `done` runs on
+ * the group-commit thread with err 0 (durable, queue id valid) or an errno (nothing stored:
+ * the file is removed). The spool_file is freed either way. Without spool_start (or after
+ * spool_close began) the commit runs, and `done` is called, before spool_commit returns. */
+void spool_commit(struct spool_file *f, spool_done_fn done, void *arg);
+/* Discards a message being written (removes its file). */
+void spool_abort(struct spool_file *f);
+
+/* Queue listing, oldest first. Returns the number of messages or -1. */
+int spool_list(struct spool *s, void (*cb)(const struct spool_entry *, void *), void *arg);
+/* Reads one message's envelope; *body_offset is where the message starts in the file.
+ * Returns 0, -1 with errno ENOENT when there is no such message, or -1. */
+int spool_load(struct spool *s, const char *queue_id, struct spool_envelope *env,
+               long *body_offset);
+/* Opens the queued file for reading at the start of the message. */
+FILE *spool_open_message(struct spool *s, const char *queue_id);
+void spool_envelope_free(struct spool_envelope *env); /* frees rcpts */
+
+#endif

@@ -1,0 +1,206 @@
+"""test_smtp_tls.py: STARTTLS (RFC 3207: pipelined plaintext discarded, session state reset,
+EHLO required again), implicit TLS (RFC 8314), the generated certificate, and TLS 1.2/1.3 only
+(TLS 1.0/1.1 refused, checked with openssl s_client and Python's ssl)."""
+
+import functools
+import os
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import warnings
+
+from .harness import (HOSTNAME, PASSWORD, DaemonTestCase, Smtp, message, split_reference,
+                      tls_client_context)
+
+S_CLIENT_RE = re.compile(r"New, (TLSv[\d.]+|SSLv3|\(NONE\)), Cipher is (\S+)")
+LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+
+def s_client(port, *opts, starttls=False):
+    """Runs openssl s_client; returns (negotiated protocol or None, output)."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", HOSTNAME]
+    argv += list(opts)
+    if starttls:
+        argv += ["-starttls", "smtp"]
+    r = subprocess.run(argv, input=b"", capture_output=True, timeout=20)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    m = S_CLIENT_RE.search(out)
+    if m and m.group(1) != "(NONE)" and m.group(2) != "(NONE)":
+        return m.group(1), out
+    return None, out
+
+
+@functools.lru_cache(maxsize=None)
+def tls11_client_works(certfile, keyfile):
+    """Whether this machine's openssl s_client can negotiate TLS 1.1 at all (against a local
+    Python server that allows it). Without that, 'the server refused TLS 1.1' proves nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+            ctx.set_ciphers(LEGACY_CIPHERS)
+            ctx.load_cert_chain(certfile, keyfile)
+        except (ssl.SSLError, ValueError):
+            return False
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(10)
+    port = ls.getsockname()[1]
+
+    def serve():
+        try:
+            conn, _ = ls.accept()
+            conn.settimeout(10)
+            with ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (OSError, ssl.SSLError):
+            pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        proto, _ = s_client(port, "-tls1_1", "-cipher", LEGACY_CIPHERS)
+    finally:
+        t.join(15)
+        ls.close()
+    return proto == "TLSv1.1"
+
+
+class TlsTest(DaemonTestCase):
+
+    def test_starttls_discards_pipelined_plaintext_and_requires_ehlo(self):
+        c = self.connect()
+        c.ehlo()
+        c.send(b"STARTTLS\r\nNOOP\r\n")  # one packet
+        self.assertEqual(c.reply().line, "220 2.0.0 Ready to start TLS")
+        self.assertEqual(c.pending(0.5), b"", "the pipelined NOOP was answered in plaintext")
+        try:
+            c.wrap_tls()
+        except (ssl.SSLError, OSError) as e:
+            self.fail("TLS handshake failed (pipelined plaintext fed to TLS?): %s" % e)
+        # The first reply over TLS must be to this MAIL, not to the discarded NOOP, and the
+        # client must say EHLO again.
+        r = c.cmd("MAIL FROM:<alice@example.com>")
+        self.assertEqual(split_reference(r.line)[0], "503 5.5.1 Send EHLO first")
+        self.assertEqual(c.ehlo().code, 250)
+        self.assertIn("AUTH", c.caps)
+        self.assertInSync(c)
+        self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+
+    def test_starttls_discards_authentication(self):
+        c = self.connect(self.daemon.cleartext_port)
+        c.ehlo()
+        self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+        c.starttls()
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<alice@example.com>")
+        self.assertRefReply(r, "530 5.7.57 Client not authenticated to send mail.")
+        self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+        self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>").code, 250)
+
+    def test_starttls_discards_a_transaction(self):
+        c = self.connect(self.daemon.cleartext_port)
+        c.ehlo()
+        self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+        self.assertEqual(c.cmd("MAIL FROM:<alice@example.com>").code, 250)
+        r = c.cmd("STARTTLS")
+        if r.code == 220:
+            c.wrap_tls()
+            c.ehlo()
+            self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+            self.assertRefReply(c.cmd("RCPT TO:<r@example.net>"),
+                                "503 5.5.1 Need MAIL before RCPT")
+        else:
+            self.assertEqual(r.code, 503, r)  # refused during a transaction is fine too
+            self.assertInSync(c)
+
+    def test_starttls_when_already_tls(self):
+        c = self.connect_tls()
+        self.assertEqual(c.cmd("STARTTLS").code, 503)
+        self.assertInSync(c)
+        c = self.connect_implicit()
+        self.assertEqual(c.cmd("STARTTLS").code, 503)
+        self.assertInSync(c)
+
+    def test_starttls_with_a_parameter_is_a_syntax_error(self):
+        c = self.connect()
+        c.ehlo()
+        self.assertEqual(c.cmd("STARTTLS now").code, 501)
+        self.assertInSync(c)
+
+    def test_implicit_tls_submission(self):
+        c = self.connect_implicit()
+        self.assertTrue(c.greeting.line.startswith("220 " + HOSTNAME))
+        self.assertEqual(c.auth_login("alice@example.com", PASSWORD).code, 235)
+        msg = message(subject="implicit tls")
+        qid = self.assertQueued(self.send_message(c, msg))
+        self.assertStoredExactly(qid, msg)
+
+    def test_generated_certificate_names_localhost_and_127_0_0_1(self):
+        cert = os.path.join(self.daemon.dir, "tls", "cert.pem")
+        self.assertTrue(os.path.exists(os.path.join(self.daemon.dir, "tls", "key.pem")))
+        for name in ("localhost", "127.0.0.1"):
+            with self.subTest(server_hostname=name):
+                ctx = tls_client_context(verify=True, cafile=cert)
+                raw = socket.create_connection(("127.0.0.1", self.daemon.tls_port), timeout=10)
+                with ctx.wrap_socket(raw, server_hostname=name) as s:
+                    self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
+                    self.assertTrue(s.recv(512).startswith(b"220 "))
+
+    def test_key_file_is_private(self):
+        mode = os.stat(os.path.join(self.daemon.dir, "tls", "key.pem")).st_mode & 0o777
+        self.assertEqual(mode & 0o077, 0, "key.pem is readable by others: %o" % mode)
+
+    def test_tls12_and_tls13_accepted(self):
+        for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            for port, starttls in ((self.daemon.tls_port, False),
+                                   (self.daemon.starttls_port, True)):
+                with self.subTest(flag=flag, starttls=starttls):
+                    proto, out = s_client(port, flag, starttls=starttls)
+                    self.assertEqual(proto, version, out[-2000:])
+
+    def test_tls10_and_tls11_refused(self):
+        d = self.daemon
+        if not tls11_client_works(os.path.join(d.dir, "tls", "cert.pem"),
+                                  os.path.join(d.dir, "tls", "key.pem")):
+            self.skipTest("this openssl cannot negotiate TLS 1.1 even with a willing server")
+        for flag in ("-tls1", "-tls1_1"):
+            for port, starttls in ((d.tls_port, False), (d.starttls_port, True)):
+                with self.subTest(flag=flag, starttls=starttls):
+                    proto, out = s_client(port, flag, "-cipher", LEGACY_CIPHERS,
+                                          starttls=starttls)
+                    self.assertIsNone(proto, "server negotiated %s:\n%s" % (proto, out[-2000:]))
+        # The daemon is still fine afterwards.
+        self.connect_implicit()
+
+    def test_python_tls11_client_refused(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx = tls_client_context(max_version=ssl.TLSVersion.TLSv1_1)
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            Smtp(self.daemon.tls_port, implicit_tls=True, context=ctx).close()
+        c = self.connect()
+        c.ehlo()
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            c.starttls(ctx)
+
+    def test_plaintext_on_the_implicit_tls_port(self):
+        raw = socket.create_connection(("127.0.0.1", self.daemon.tls_port), timeout=5)
+        self.addCleanup(raw.close)
+        raw.sendall(b"EHLO plaintext.test\r\n")
+        received = b""
+        try:
+            for _ in range(100):
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        except (socket.timeout, ConnectionError):
+            pass
+        self.assertNotIn(b"250", received, "plaintext SMTP answered on the implicit TLS port")
+        self.connect_implicit()
