@@ -57,8 +57,7 @@ int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outle
         return 0;
     const char *end = NULL;
     size_t len = 0;
-    if (sodium_base642bin(out, cap, in, n, NULL, &len, &end, B64_VARIANT) != 0 ||
-        end != in + n) {
+    if (sodium_base642bin(out, cap, in, n, NULL, &len, &end, B64_VARIANT) != 0 || end != in + n) {
         /* a partial decode may have left secret bytes behind */
         sodium_memzero(out, cap < n / 4 * 3 ? cap : n / 4 * 3);
         return -1;

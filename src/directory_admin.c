@@ -79,8 +79,7 @@ static enum dir_status tenant_add_tx(struct directory *d, const char *domain)
     struct dir_tenant t;
     enum dir_status st = dsql_tenant_load(d, domain, &t);
     if (st == DIR_OK) {
-        snprintf(d->err, sizeof d->err, "%s already belongs to the tenant %s", domain,
-                 t.domain);
+        snprintf(d->err, sizeof d->err, "%s already belongs to the tenant %s", domain, t.domain);
         return DIR_EXISTS;
     }
     if (st != DIR_NOTFOUND)
@@ -181,8 +180,8 @@ enum dir_status dir_tenant_set(struct directory *d, const char *domain, const ch
     return dsql_tx_end(d, tenant_set_tx(d, dom, key, value));
 }
 
-enum dir_status dir_tenant_list(struct directory *d,
-                                void (*cb)(const struct dir_tenant *, void *), void *arg)
+enum dir_status dir_tenant_list(struct directory *d, void (*cb)(const struct dir_tenant *, void *),
+                                void *arg)
 {
     sqlite3_stmt *s = dsql_stmt(d, ST_TENANT_LIST);
     int rc;
@@ -416,8 +415,7 @@ static enum dir_status mailbox_password_tx(struct directory *d, const char *addr
     return dsql_run(d, s, "changing a password");
 }
 
-enum dir_status dir_mailbox_set_password(struct directory *d, const char *address,
-                                         const char *hash)
+enum dir_status dir_mailbox_set_password(struct directory *d, const char *address, const char *hash)
 {
     char addr[SMTP_PATH_MAX + 1];
     const char *domain;
@@ -702,8 +700,8 @@ enum dir_status dir_policy_remove(struct directory *d, const char *name)
     return dsql_tx_end(d, policy_remove_tx(d, name));
 }
 
-enum dir_status dir_policy_list(struct directory *d,
-                                void (*cb)(const struct dir_policy *, void *), void *arg)
+enum dir_status dir_policy_list(struct directory *d, void (*cb)(const struct dir_policy *, void *),
+                                void *arg)
 {
     sqlite3_stmt *s = dsql_stmt(d, ST_POLICY_LIST);
     int rc;
@@ -729,8 +727,7 @@ static bool list_append(char *buf, size_t cap, const char *item)
 }
 
 /* Parses and re-formats the rule's networks into canon. */
-static enum dir_status rule_networks(struct directory *d, const char *text, char *canon,
-                                     size_t cap)
+static enum dir_status rule_networks(struct directory *d, const char *text, char *canon, size_t cap)
 {
     struct netmask nets[DIR_RULE_NETS_MAX + 1];
     char bad[NET_TEXT_MAX];

@@ -84,7 +84,6 @@ static const char *const dir_migrations[] = {
     "password_changed"
 #define RULE_COLS "id, tenant_id, position, action, outside, networks, mailboxes, comment"
 
-
 static const char *const dir_sql[ST_COUNT] = {
     [ST_BEGIN_READ] = "BEGIN",
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -154,11 +153,9 @@ static const char *const dir_sql[ST_COUNT] = {
     [ST_RULE_DELETE] = "DELETE FROM rules WHERE id = ?1",
 };
 
-
 /* --- errors and statements --- */
 
-enum dir_status dsql_invalid(struct directory *d,
-                                                                     const char *fmt, ...)
+enum dir_status dsql_invalid(struct directory *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -171,8 +168,7 @@ enum dir_status dsql_invalid(struct directory *d,
  * any other constraint DIR_INVALID; busy, locked, I/O, full and everything else DIR_TEMPFAIL. */
 enum dir_status dsql_db_error(struct directory *d, int rc, const char *what)
 {
-    snprintf(d->err, sizeof d->err, "%s: %s (%s)", what, sqlite3_errmsg(d->db),
-             sqlite3_errstr(rc));
+    snprintf(d->err, sizeof d->err, "%s: %s (%s)", what, sqlite3_errmsg(d->db), sqlite3_errstr(rc));
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         return DIR_EXISTS;
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
@@ -275,8 +271,8 @@ static int migrate(struct directory *d, char *err, size_t errlen)
     if (rc != SQLITE_OK)
         goto fail;
     what = "reading the schema version";
-    rc = sqlite3_prepare_v2(d->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
-                            &get, NULL);
+    rc = sqlite3_prepare_v2(d->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &get,
+                            NULL);
     if (rc != SQLITE_OK || (rc = sqlite3_step(get)) != SQLITE_ROW)
         goto fail;
     int version = sqlite3_column_int(get, 0);
@@ -333,9 +329,8 @@ struct directory *directory_open(const char *datadir, char *err, size_t errlen)
         snprintf(err, errlen, "opening %s: out of memory", path);
         return NULL;
     }
-    int rc = sqlite3_open_v2(path, &d->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "opening %s: %s", path,
                  d->db != NULL ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
@@ -427,8 +422,7 @@ static bool domain_normalize(const char *in, char out[SMTP_DOMAIN_MAX + 1])
     return true;
 }
 
-enum dir_status dsql_norm_domain(struct directory *d, const char *in,
-                                   char out[SMTP_DOMAIN_MAX + 1])
+enum dir_status dsql_norm_domain(struct directory *d, const char *in, char out[SMTP_DOMAIN_MAX + 1])
 {
     if (!domain_normalize(in, out))
         return dsql_invalid(d, "'%.300s' is not a valid domain", in != NULL ? in : "");
@@ -447,8 +441,8 @@ static bool address_normalize(const char *in, char out[SMTP_PATH_MAX + 1], const
     return true;
 }
 
-enum dir_status dsql_norm_address(struct directory *d, const char *in,
-                                    char out[SMTP_PATH_MAX + 1], const char **domain)
+enum dir_status dsql_norm_address(struct directory *d, const char *in, char out[SMTP_PATH_MAX + 1],
+                                  const char **domain)
 {
     if (!address_normalize(in, out, domain))
         return dsql_invalid(d, "'%.300s' is not a valid mailbox address", in != NULL ? in : "");
@@ -467,9 +461,8 @@ void dsql_tenant_row(sqlite3_stmt *s, struct dir_tenant *t)
     t->app_passwords = sqlite3_column_int(s, 4) != 0;
     COL_COPY(s, 5, t->default_policy);
     const unsigned char *rd = sqlite3_column_text(s, 6);
-    t->reply_detail = rd != NULL && strcmp((const char *)rd, "generic") == 0
-                          ? REPLY_DETAIL_GENERIC
-                          : REPLY_DETAIL_FULL;
+    t->reply_detail = rd != NULL && strcmp((const char *)rd, "generic") == 0 ? REPLY_DETAIL_GENERIC
+                                                                             : REPLY_DETAIL_FULL;
     t->created = sqlite3_column_int64(s, 7);
 }
 
@@ -495,7 +488,7 @@ void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m)
     COL_COPY(s, 2, m->address);
     m->enabled = sqlite3_column_int(s, 3) != 0;
     const unsigned char *sa = sqlite3_column_text(s, 4);
-    m->smtp_auth = sa == NULL                              ? SWITCH_INHERIT
+    m->smtp_auth = sa == NULL                             ? SWITCH_INHERIT
                    : strcmp((const char *)sa, "on") == 0  ? SWITCH_ON
                    : strcmp((const char *)sa, "off") == 0 ? SWITCH_OFF
                                                           : SWITCH_INHERIT;
@@ -505,8 +498,7 @@ void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m)
     m->password_changed = sqlite3_column_int64(s, 8);
 }
 
-enum dir_status dsql_mailbox_load(struct directory *d, const char *address,
-                                    struct dir_mailbox *out)
+enum dir_status dsql_mailbox_load(struct directory *d, const char *address, struct dir_mailbox *out)
 {
     sqlite3_stmt *s = dsql_stmt(d, ST_MAILBOX_GET);
     dsql_bind_text(s, 1, address);
@@ -538,7 +530,7 @@ enum dir_status dsql_policy_load(struct directory *d, const char *name, struct d
 
 /* The mailbox an alias belongs to (its address in owner). */
 enum dir_status dsql_alias_load(struct directory *d, const char *alias,
-                                  char owner[SMTP_PATH_MAX + 1])
+                                char owner[SMTP_PATH_MAX + 1])
 {
     sqlite3_stmt *s = dsql_stmt(d, ST_ALIAS_GET);
     dsql_bind_text(s, 1, alias);
@@ -567,7 +559,7 @@ void dsql_rule_row(sqlite3_stmt *s, struct dir_rule *r)
 
 /* Calls cb for each rule of a tenant, in order. */
 enum dir_status dsql_rules_each(struct directory *d, int64_t tenant_id,
-                                  void (*cb)(const struct dir_rule *, void *), void *arg)
+                                void (*cb)(const struct dir_rule *, void *), void *arg)
 {
     sqlite3_stmt *s = dsql_stmt(d, ST_RULE_LIST);
     sqlite3_bind_int64(s, 1, tenant_id);
@@ -713,4 +705,3 @@ size_t dir_rules_for_policy(const struct dir_auth_view *v, const char *address,
     }
     return n;
 }
-

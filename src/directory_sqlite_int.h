@@ -82,8 +82,8 @@ void dsql_tx_rollback(struct directory *d);
 /* Normalize (lower case) and validate; DIR_INVALID with a reason. *domain points into out. */
 enum dir_status dsql_norm_domain(struct directory *d, const char *in,
                                  char out[SMTP_DOMAIN_MAX + 1]);
-enum dir_status dsql_norm_address(struct directory *d, const char *in,
-                                  char out[SMTP_PATH_MAX + 1], const char **domain);
+enum dir_status dsql_norm_address(struct directory *d, const char *in, char out[SMTP_PATH_MAX + 1],
+                                  const char **domain);
 
 /* Loaders of one row by key (normalized): DIR_OK, DIR_NOTFOUND or DIR_TEMPFAIL. */
 enum dir_status dsql_tenant_load(struct directory *d, const char *domain, struct dir_tenant *out);

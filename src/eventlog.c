@@ -130,9 +130,8 @@ struct eventlog *eventlog_open(const char *datadir, char *err, size_t errlen)
         snprintf(err, errlen, "opening %s: out of memory", path);
         return NULL;
     }
-    int rc = sqlite3_open_v2(path, &l->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_extended_result_codes(l->db, 1);
@@ -311,8 +310,8 @@ int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
                            void (*cb)(const struct signin_event *, void *), void *arg)
 {
     char lower[SMTP_PATH_MAX + 1];
-    sqlite3_stmt *s = el_query(l, f, EL_SIGNINS_BY_REF, EL_SIGNINS_BY_USER, EL_SIGNINS_ALL, lower,
-                               sizeof lower);
+    sqlite3_stmt *s =
+        el_query(l, f, EL_SIGNINS_BY_REF, EL_SIGNINS_BY_USER, EL_SIGNINS_ALL, lower, sizeof lower);
     if (s == NULL)
         return 0;
     int rows = 0;

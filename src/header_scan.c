@@ -118,10 +118,10 @@ size_t header_scan_feed(struct header_scan *h, const char *chunk, size_t len)
     if (!h->in_header)
         return len;
     /* where the current line began in this chunk, if it did */
-    size_t line_start = (h->state == HS_FIRST_LINE || h->state == HS_LINE_START ||
-                         h->state == HS_END_AT_LINE)
-                            ? 0
-                            : LINE_START_UNKNOWN;
+    size_t line_start =
+        (h->state == HS_FIRST_LINE || h->state == HS_LINE_START || h->state == HS_END_AT_LINE)
+            ? 0
+            : LINE_START_UNKNOWN;
     for (size_t i = 0; i < len; i++) {
         char c = chunk[i];
         switch (h->state) {

@@ -12,13 +12,13 @@
 
 struct header_scan {
     int state;
-    bool in_header;          /* still inside the header section */
+    bool in_header; /* still inside the header section */
     bool has_message_id;
     bool has_date;
     bool has_from;
-    bool blank_separator;    /* the section ended with an empty line (else with a non-field
-                              * line or at the end of the message: the inserter adds one) */
-    char name[80];           /* field name being read */
+    bool blank_separator; /* the section ended with an empty line (else with a non-field
+                           * line or at the end of the message: the inserter adds one) */
+    char name[80];        /* field name being read */
     size_t name_len;
     bool capturing_from;
     char from[HEADER_FROM_MAX + 1]; /* unfolded value of the first From: field, truncated */

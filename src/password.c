@@ -27,8 +27,8 @@ int password_init(uint64_t memlimit)
     /* The dummy's password is random and forgotten: nothing can ever match it. */
     uint8_t secret[32];
     randombytes_buf(secret, sizeof secret);
-    int rc = crypto_pwhash_str(pw_dummy, (const char *)secret, sizeof secret, pw_opslimit,
-                               pw_memlimit);
+    int rc =
+        crypto_pwhash_str(pw_dummy, (const char *)secret, sizeof secret, pw_opslimit, pw_memlimit);
     sodium_memzero(secret, sizeof secret);
     if (rc != 0)
         return -1;
@@ -43,8 +43,7 @@ int password_hash(const uint8_t *pw, size_t len, char out[PASSWORD_HASH_MAX + 1]
     if (!pw_ready || len > PASSWORD_MAX)
         return -1;
     char buf[crypto_pwhash_STRBYTES];
-    if (crypto_pwhash_str(buf, len > 0 ? (const char *)pw : "", len, pw_opslimit, pw_memlimit) !=
-        0)
+    if (crypto_pwhash_str(buf, len > 0 ? (const char *)pw : "", len, pw_opslimit, pw_memlimit) != 0)
         return -1;
     memcpy(out, buf, sizeof buf);
     out[PASSWORD_HASH_MAX] = '\0';

@@ -117,8 +117,8 @@ bool sasl_plain_decode(const uint8_t *msg, size_t len, struct sasl_credentials *
     return true;
 }
 
-static enum sasl_status challenge(struct sasl_exchange *x, const char *text,
-                                  const uint8_t **out, size_t *out_len)
+static enum sasl_status challenge(struct sasl_exchange *x, const char *text, const uint8_t **out,
+                                  size_t *out_len)
 {
     size_t n = strlen(text);
     memcpy(x->challenge, text, n);

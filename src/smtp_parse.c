@@ -23,7 +23,7 @@
 #define LABEL_MAX 63
 
 static const char *const verb_names[SMTP_VERB_COUNT] = {
-    [SMTP_VERB_UNKNOWN] = "UNKNOWN", [SMTP_VERB_EHLO] = "EHLO", [SMTP_VERB_HELO] = "HELO",
+    [SMTP_VERB_UNKNOWN] = "UNKNOWN",   [SMTP_VERB_EHLO] = "EHLO", [SMTP_VERB_HELO] = "HELO",
     [SMTP_VERB_STARTTLS] = "STARTTLS", [SMTP_VERB_AUTH] = "AUTH", [SMTP_VERB_MAIL] = "MAIL",
     [SMTP_VERB_RCPT] = "RCPT",         [SMTP_VERB_DATA] = "DATA", [SMTP_VERB_BDAT] = "BDAT",
     [SMTP_VERB_RSET] = "RSET",         [SMTP_VERB_NOOP] = "NOOP", [SMTP_VERB_QUIT] = "QUIT",
@@ -273,7 +273,8 @@ static size_t local_part_len(const unsigned char *s, size_t n, bool utf8)
 {
     size_t i = 0;
     if (n > 0 && s[0] == '"') {
-        /* Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126; quoted-pairSMTP = "\" %d32-126 */
+        /* Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126; quoted-pairSMTP = "\" %d32-126
+         */
         for (i = 1; i < n && s[i] != '"'; i++) {
             if (s[i] == '\\') {
                 if (++i >= n || s[i] < 32 || s[i] > 126)

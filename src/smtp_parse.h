@@ -55,13 +55,14 @@ enum smtp_param_status {
 enum smtp_body { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
 
 struct smtp_mail_args {
-    char address[SMTP_PATH_MAX + 1]; /* mailbox without <>, source route dropped; "" = null sender */
+    char
+        address[SMTP_PATH_MAX + 1]; /* mailbox without <>, source route dropped; "" = null sender */
     bool has_size;
     uint64_t size;
     enum smtp_body body;
     bool smtputf8;
-    bool has_auth;                  /* AUTH=<mailbox> (RFC 4954 5), xtext-decoded */
-    char auth[SMTP_PATH_MAX + 1];   /* "" for AUTH=<> */
+    bool has_auth;                /* AUTH=<mailbox> (RFC 4954 5), xtext-decoded */
+    char auth[SMTP_PATH_MAX + 1]; /* "" for AUTH=<> */
 };
 
 struct smtp_rcpt_args {

@@ -16,8 +16,13 @@
 static const struct {
     const char *plain, *enc;
 } vectors[] = {
-    {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
 };
 
 static void test_rfc4648_vectors(void **state)
@@ -163,10 +168,8 @@ static void test_decode_capacity(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc4648_vectors),
-        cmocka_unit_test(test_round_trip_all_bytes),
-        cmocka_unit_test(test_encode_capacity),
-        cmocka_unit_test(test_rejects_malformed),
+        cmocka_unit_test(test_rfc4648_vectors), cmocka_unit_test(test_round_trip_all_bytes),
+        cmocka_unit_test(test_encode_capacity), cmocka_unit_test(test_rejects_malformed),
         cmocka_unit_test(test_decode_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

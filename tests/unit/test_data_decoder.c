@@ -105,7 +105,7 @@ static void check(const char *in, size_t len, const char *expect_out, size_t exp
     free(cuts);
 }
 
-#define CHECK(in, out, consumed, done, err)                                                       \
+#define CHECK(in, out, consumed, done, err)                                                        \
     check(in, sizeof(in) - 1, out, sizeof(out) - 1, consumed, done, err)
 #define CHECK_ERR(in, consumed, done, err) check(in, sizeof(in) - 1, NULL, 0, consumed, done, err)
 

@@ -185,8 +185,8 @@ static void test_signin_round_trip(void **state)
 static void test_submission_round_trip(void **state)
 {
     struct fixture *f = *state;
-    struct submission_event e = submission(1700000000999LL, "1111222233334444", "bob@example.com",
-                                           "bob@example.com");
+    struct submission_event e =
+        submission(1700000000999LL, "1111222233334444", "bob@example.com", "bob@example.com");
     assert_int_equal(eventlog_submission(f->log, &e), 0);
     int rc;
     struct submissions *c = query_submissions(f->log, NULL, &rc);
@@ -236,16 +236,15 @@ static void test_filters_and_order(void **state)
     assert_int_equal(rc, 1);
     assert_string_equal(r->e[0].user, "carol@example.com");
 
-    r = query_signins(f->log,
-                      &(struct signin_filter){.ref = "cccccccccccccccc",
-                                              .mailbox = "alice@example.com"},
-                      &rc);
+    r = query_signins(
+        f->log, &(struct signin_filter){.ref = "cccccccccccccccc", .mailbox = "alice@example.com"},
+        &rc);
     assert_int_equal(rc, 0);
 
     r = query_signins(f->log, &(struct signin_filter){.since_ms = 2000}, &rc);
     assert_int_equal(rc, 2);
-    r = query_signins(f->log, &(struct signin_filter){.since_ms = 2000, .mailbox = "alice@example.com"},
-                      &rc);
+    r = query_signins(
+        f->log, &(struct signin_filter){.since_ms = 2000, .mailbox = "alice@example.com"}, &rc);
     assert_int_equal(rc, 1);
     assert_int_equal(r->e[0].time_ms, 3000);
 
@@ -262,7 +261,8 @@ static void test_ref_in_its_own_table(void **state)
 {
     struct fixture *f = *state;
     struct signin_event s = signin(10, "5151515151515151", "a@example.com", false);
-    struct submission_event m = submission(20, "5252525252525252", "a@example.com", "a@example.com");
+    struct submission_event m =
+        submission(20, "5252525252525252", "a@example.com", "a@example.com");
     assert_int_equal(eventlog_signin(f->log, &s), 0);
     assert_int_equal(eventlog_submission(f->log, &m), 0);
     int rc;
@@ -282,8 +282,10 @@ static void test_submission_mailbox_user_or_sender(void **state)
 {
     struct fixture *f = *state;
     struct submission_event a = submission(1, "0000000000000001", "", "Dave@Example.com");
-    struct submission_event b = submission(2, "0000000000000002", "dave@example.com", "other@x.org");
-    struct submission_event c = submission(3, "0000000000000003", "eve@example.com", "eve@example.com");
+    struct submission_event b =
+        submission(2, "0000000000000002", "dave@example.com", "other@x.org");
+    struct submission_event c =
+        submission(3, "0000000000000003", "eve@example.com", "eve@example.com");
     const struct submission_event *all[] = {&a, &b, &c};
     assert_int_equal(eventlog_write_batch(f->log, NULL, 0, all, 3), 0);
     int rc;
@@ -292,10 +294,9 @@ static void test_submission_mailbox_user_or_sender(void **state)
     assert_int_equal(rc, 2);
     assert_string_equal(r->e[0].ref, "0000000000000002");
     assert_string_equal(r->e[1].ref, "0000000000000001");
-    query_submissions(f->log,
-                      &(struct signin_filter){.mailbox = "dave@example.com",
-                                              .ref = "0000000000000003"},
-                      &rc);
+    query_submissions(
+        f->log, &(struct signin_filter){.mailbox = "dave@example.com", .ref = "0000000000000003"},
+        &rc);
     assert_int_equal(rc, 0);
 }
 
@@ -403,8 +404,7 @@ static void test_indexes_used(void **state)
 {
     struct fixture *f = *state;
     assert_plan_uses(f->dir, "SELECT * FROM signins WHERE ref = 'x'", "signins_ref");
-    assert_plan_uses(f->dir,
-                     "SELECT * FROM signins WHERE lower(user) = 'x' ORDER BY time_ms DESC",
+    assert_plan_uses(f->dir, "SELECT * FROM signins WHERE lower(user) = 'x' ORDER BY time_ms DESC",
                      "signins_user_time");
     assert_plan_uses(f->dir, "SELECT * FROM submissions WHERE ref = 'x'", "submissions_ref");
 }

@@ -135,14 +135,12 @@ static void test_needs_rehash(void **state)
     assert_false(password_needs_rehash(h));
 
     char old[crypto_pwhash_STRBYTES];
-    assert_int_equal(crypto_pwhash_str(old, "pw", 2, crypto_pwhash_OPSLIMIT_INTERACTIVE + 1,
-                                       TEST_MEMLIMIT),
-                     0);
+    assert_int_equal(
+        crypto_pwhash_str(old, "pw", 2, crypto_pwhash_OPSLIMIT_INTERACTIVE + 1, TEST_MEMLIMIT), 0);
     assert_true(password_needs_rehash(old));
     assert_true(password_verify(old, u8("pw"), 2)); /* still verifies with its own parameters */
-    assert_int_equal(crypto_pwhash_str(old, "pw", 2, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                       TEST_MEMLIMIT * 2),
-                     0);
+    assert_int_equal(
+        crypto_pwhash_str(old, "pw", 2, crypto_pwhash_OPSLIMIT_INTERACTIVE, TEST_MEMLIMIT * 2), 0);
     assert_true(password_needs_rehash(old));
 
     assert_false(password_needs_rehash(NULL));
@@ -153,9 +151,9 @@ static void test_needs_rehash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_salted),
+        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_salted),
         cmocka_unit_test(test_binary_and_empty), cmocka_unit_test(test_dummy_path),
-        cmocka_unit_test(test_dummy_same_work), cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_dummy_same_work),  cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_needs_rehash),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -82,17 +82,17 @@ static void test_plain_decode_invalid(void **state)
         size_t len;
     } bad[] = {
 #define B(lit) {lit, sizeof(lit) - 1}
-        B(""),                         /* nothing */
-        B("user\0pass"),               /* one NUL */
-        B("userpass"),                 /* no NUL */
-        B("\0\0pass"),                 /* empty authcid */
-        B("\0user\0"),                 /* empty password */
-        B("a\0user\0pa\0ss"),          /* three NULs */
-        B("\0user\0pass\0"),           /* trailing NUL */
-        B("\0\0"),                     /* all empty */
-        B("\0u\xc3\0pass"),            /* truncated UTF-8 in authcid */
-        B("\xc0\xaf\0user\0pass"),     /* overlong UTF-8 in authzid */
-        B("\0\xed\xa0\x80\0pass"),     /* surrogate in authcid */
+        B(""),                     /* nothing */
+        B("user\0pass"),           /* one NUL */
+        B("userpass"),             /* no NUL */
+        B("\0\0pass"),             /* empty authcid */
+        B("\0user\0"),             /* empty password */
+        B("a\0user\0pa\0ss"),      /* three NULs */
+        B("\0user\0pass\0"),       /* trailing NUL */
+        B("\0\0"),                 /* all empty */
+        B("\0u\xc3\0pass"),        /* truncated UTF-8 in authcid */
+        B("\xc0\xaf\0user\0pass"), /* overlong UTF-8 in authzid */
+        B("\0\xed\xa0\x80\0pass"), /* surrogate in authcid */
 #undef B
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -282,7 +282,10 @@ static void test_oauth_and_none_not_yet(void **state)
     for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
         sasl_begin(&x, mechs[i]);
         assert_int_equal(x.mech, mechs[i]);
-        assert_int_equal(sasl_step(&x, MSG("user=a\x01" "auth=Bearer t\x01\x01"), &ch, &chlen),
+        assert_int_equal(sasl_step(&x,
+                                   MSG("user=a\x01"
+                                       "auth=Bearer t\x01\x01"),
+                                   &ch, &chlen),
                          SASL_MALFORMED);
     }
 }

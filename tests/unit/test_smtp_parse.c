@@ -94,7 +94,7 @@ static void test_utf8(void **state)
     assert_true(smtp_utf8_valid(S("\xf4\x8f\xbf\xbf"))); /* U+10FFFF */
     assert_true(smtp_utf8_valid(S("\xe4\xbe\x8b\xe3\x81\x88")));
 
-    assert_false(smtp_utf8_valid(S("\x80")));             /* lone continuation */
+    assert_false(smtp_utf8_valid(S("\x80"))); /* lone continuation */
     assert_false(smtp_utf8_valid(S("\xbf")));
     assert_false(smtp_utf8_valid(S("\xc0\xaf")));         /* overlong '/' */
     assert_false(smtp_utf8_valid(S("\xc1\xbf")));         /* overlong */
@@ -108,12 +108,15 @@ static void test_utf8(void **state)
     assert_false(smtp_utf8_valid(S("\xf5\x80\x80\x80")));
     assert_false(smtp_utf8_valid(S("\xff")));
     assert_false(smtp_utf8_valid(S("\xfe")));
-    assert_false(smtp_utf8_valid(S("\xc3")));             /* truncated */
-    assert_false(smtp_utf8_valid(S("\xe4\xbe")));         /* truncated */
-    assert_false(smtp_utf8_valid(S("\xf0\x90\x80")));     /* truncated */
-    assert_false(smtp_utf8_valid(S("\xc3" "a")));         /* bad continuation */
-    assert_false(smtp_utf8_valid(S("\xe4\xbe" "a")));
-    assert_false(smtp_utf8_valid(S("\xf0\x90\x80" "a")));
+    assert_false(smtp_utf8_valid(S("\xc3")));         /* truncated */
+    assert_false(smtp_utf8_valid(S("\xe4\xbe")));     /* truncated */
+    assert_false(smtp_utf8_valid(S("\xf0\x90\x80"))); /* truncated */
+    assert_false(smtp_utf8_valid(S("\xc3"
+                                   "a"))); /* bad continuation */
+    assert_false(smtp_utf8_valid(S("\xe4\xbe"
+                                   "a")));
+    assert_false(smtp_utf8_valid(S("\xf0\x90\x80"
+                                   "a")));
     assert_false(smtp_utf8_valid(S("\xe4\xc0\x8b")));
     /* truncation is by length, not by NUL */
     assert_false(smtp_utf8_valid("\xc3\xa9", 1));
@@ -214,10 +217,15 @@ static void test_mailbox_utf8(void **state)
 {
     (void)state;
     assert_true(mb("r\xc3\xa9sum\xc3\xa9@example.com", true));
-    assert_true(mb("\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a", true));
-    assert_true(mb("user@b\xc3\xbc" "cher.example", true));
+    assert_true(
+        mb("\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a", true));
+    assert_true(mb("user@b\xc3\xbc"
+                   "cher.example",
+                   true));
     assert_true(mb("\"\xc3\xa9 t\xc3\xa9\"@example.com", true));
-    assert_false(mb("user@b\xc3\xbc" "cher.example", false));
+    assert_false(mb("user@b\xc3\xbc"
+                    "cher.example",
+                    false));
     /* malformed UTF-8 is refused even with utf8 */
     assert_false(mb("r\xc0\xa9@example.com", true));
     assert_false(mb("r\xed\xa0\x80@example.com", true));
@@ -304,9 +312,10 @@ static void test_helo(void **state)
     assert_true(helo("[192.0.2.1]"));
     assert_true(helo("[IPv6:2001:db8::1]"));
     assert_true(helo("client.example trailing words"));
-    assert_true(helo("my_pc.lan"));     /* NetBIOS-style names are common */
+    assert_true(helo("my_pc.lan"));       /* NetBIOS-style names are common */
     assert_true(helo("client.example.")); /* fully qualified with the root dot */
-    assert_true(helo("b\xc3\xbc" "cher.example"));
+    assert_true(helo("b\xc3\xbc"
+                     "cher.example"));
     assert_false(helo(""));
     assert_false(helo(" client.example"));
     assert_false(helo("."));
@@ -315,9 +324,11 @@ static void test_helo(void **state)
     assert_false(helo("client-.example"));
     assert_false(helo("[192.0.2.300]"));
     assert_false(helo("[192.0.2.1"));
-    assert_false(helo("cli\x01" "ent"));
+    assert_false(helo("cli\x01"
+                      "ent"));
     assert_false(helo("client@example"));
-    assert_false(helo("b\xc3" "cher.example"));
+    assert_false(helo("b\xc3"
+                      "cher.example"));
     assert_false(smtp_helo_valid(S("client\0.example")));
 }
 
@@ -480,9 +491,11 @@ static void test_mail_body_and_utf8(void **state)
     assert_int_equal(mail("FROM:<a@b.example> SMTPUTF8=yes"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> SMTPUTF8 SMTPUTF8"), SMTP_PARAM_SYNTAX);
 
-    assert_int_equal(mail("FROM:<j\xc3\xb6rg@b\xc3\xbc" "cher.example> SMTPUTF8 BODY=8BITMIME"),
+    assert_int_equal(mail("FROM:<j\xc3\xb6rg@b\xc3\xbc"
+                          "cher.example> SMTPUTF8 BODY=8BITMIME"),
                      SMTP_PARAM_OK);
-    assert_string_equal(m.address, "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+    assert_string_equal(m.address, "j\xc3\xb6rg@b\xc3\xbc"
+                                   "cher.example");
     assert_int_equal(m.body, SMTP_BODY_8BITMIME);
     assert_int_equal(mail("FROM:<j\xc3\xb6rg@x.example>"), SMTP_PARAM_UTF8_UNDECLARED);
     assert_int_equal(mail("FROM:<j\xc3\xb6rg@x.example> BODY=8BITMIME"),
@@ -506,9 +519,9 @@ static void test_mail_auth_and_unknown(void **state)
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+2"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+zz"), SMTP_PARAM_SYNTAX);
-    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+00b"), SMTP_PARAM_SYNTAX);  /* NUL */
-    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+0Db"), SMTP_PARAM_SYNTAX);  /* CR */
-    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+20b"), SMTP_PARAM_SYNTAX);  /* space */
+    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+00b"), SMTP_PARAM_SYNTAX); /* NUL */
+    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+0Db"), SMTP_PARAM_SYNTAX); /* CR */
+    assert_int_equal(mail("FROM:<a@b.example> AUTH=a+20b"), SMTP_PARAM_SYNTAX); /* space */
     assert_int_equal(mail("FROM:<a@b.example> AUTH="), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=<> AUTH=<>"), SMTP_PARAM_SYNTAX);
@@ -577,8 +590,7 @@ static void test_rcpt(void **state)
     assert_int_equal(rcpt("TO:<a>", false), SMTP_PARAM_BAD_ADDRESS);
     assert_int_equal(rcpt("TO:<a@b..example>", false), SMTP_PARAM_BAD_ADDRESS);
     assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=NEVER", false), SMTP_PARAM_UNKNOWN);
-    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a@b.example", false),
-                     SMTP_PARAM_UNKNOWN);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a@b.example", false), SMTP_PARAM_UNKNOWN);
     assert_int_equal(rcpt("TO:<a@b.example>x", false), SMTP_PARAM_SYNTAX);
     assert_int_equal(rcpt("TO:a@b.example", false), SMTP_PARAM_SYNTAX);
     assert_int_equal(rcpt("TO:<a@b.example", false), SMTP_PARAM_SYNTAX);
