@@ -73,6 +73,8 @@ struct lg_opts {
     long noops;
     int noop_interval_ms;
     bool verbose;
+    bool sync_start;
+    long server_pid; /* --sync-start: the server's CPU time is sampled at the barrier and end */
 };
 
 struct lg_vec {
@@ -84,6 +86,7 @@ struct lg_stats {
     struct lg_vec txn, conn, auth, noop;
     long msgs_ok, msgs_failed, conns_ok, conns_failed, auths_ok, noops_ok, noops_failed;
     long fail_codes[600]; /* by reply code; LG_CODE_IO for I/O and protocol errors */
+    double last_txn_end;  /* when this client's last message was accepted (ms) */
 };
 
 struct lg_conn {
@@ -101,6 +104,9 @@ struct lg_run {
     double deadline;
     atomic_long next_conn;
     atomic_int auth_clients_running;
+    pthread_barrier_t ready; /* --sync-start: every client's first session is open */
+    double mail_t0;          /* --sync-start: when the barrier let the clients go */
+    double mail_cpu0;        /* --server-pid: the server's CPU ms then */
 };
 
 struct lg_client {
@@ -119,6 +125,32 @@ static double lg_now_ms(void)
         exit(2);
     }
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* utime + stime of process pid in ms (fields 14 and 15 of /proc/PID/stat, after the ")" that
+ * ends the command name), or NAN when it cannot be read. */
+static double lg_proc_cpu_ms(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "loadgen: cannot open %s: %s\n", path, strerror(errno));
+        return NAN;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    if (fclose(f) != 0)
+        fprintf(stderr, "loadgen: close of %s failed: %s\n", path, strerror(errno));
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+    if (p == NULL || tick <= 0 ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+        fprintf(stderr, "loadgen: cannot parse %s\n", path);
+        return NAN;
+    }
+    return (double)(ut + st) * 1000.0 / (double)tick;
 }
 
 static void lg_vec_push(struct lg_vec *v, double x)
@@ -556,7 +588,8 @@ static int lg_transaction(struct lg_conn *c, struct lg_client *cl, const char *f
         ok = lg_expect(c, st, NULL, 250, o, "end of DATA");
     }
     if (ok) {
-        lg_vec_push(&st->txn, lg_now_ms() - t0);
+        st->last_txn_end = lg_now_ms();
+        lg_vec_push(&st->txn, st->last_txn_end - t0);
         st->msgs_ok++;
         return 1;
     }
@@ -569,7 +602,8 @@ static int lg_transaction(struct lg_conn *c, struct lg_client *cl, const char *f
 
 /* Runs one connection: open, per_conn messages (mail mode), QUIT. */
 static void lg_connection(struct lg_client *cl, const char *user, const char *from,
-                          const char *rcpt, const char *wire, size_t wire_len, int messages)
+                          const char *rcpt, const char *wire, size_t wire_len, int messages,
+                          bool sync)
 {
     const struct lg_opts *o = cl->run->o;
     struct lg_conn *c = calloc(1, sizeof(*c));
@@ -580,7 +614,18 @@ static void lg_connection(struct lg_client *cl, const char *user, const char *fr
     c->fd = -1;
     double t0 = lg_now_ms();
     bool ok = lg_session_open(c, cl, user);
-    for (int m = 0; ok && m < messages && lg_now_ms() < cl->run->deadline; m++)
+    if (sync) { /* every client waits, failed or not, so that no one waits forever */
+        int rc = pthread_barrier_wait(&cl->run->ready);
+        if (rc == PTHREAD_BARRIER_SERIAL_THREAD) {
+            cl->run->mail_t0 = lg_now_ms();
+            if (o->server_pid > 0)
+                cl->run->mail_cpu0 = lg_proc_cpu_ms(o->server_pid);
+        } else if (rc != 0)
+            fprintf(stderr, "loadgen: pthread_barrier_wait failed: %s\n", strerror(rc));
+    }
+    /* The first message of an open session is always sent (a connection that was started is
+     * finished); later ones only before the deadline. */
+    for (int m = 0; ok && m < messages && (m == 0 || lg_now_ms() < cl->run->deadline); m++)
         ok = lg_transaction(c, cl, from, rcpt, wire, wire_len) >= 0;
     if (ok)
         ok = lg_expect(c, &cl->st, "QUIT", 221, o, "QUIT");
@@ -668,11 +713,12 @@ static void *lg_client_main(void *arg)
         memcpy(wire + wire_len, ".\r\n", 3);
         wire_len += 3;
     }
-    for (;;) {
+    for (bool first = true;; first = false) {
         long n = atomic_fetch_add(&run->next_conn, 1);
-        if (n >= o->connections || lg_now_ms() >= run->deadline)
+        bool sync = first && o->sync_start; /* always run: the others wait for it */
+        if (!sync && (n >= o->connections || lg_now_ms() >= run->deadline))
             break;
-        lg_connection(cl, user, from, rcpt, wire, wire_len, messages);
+        lg_connection(cl, user, from, rcpt, wire, wire_len, messages, sync);
     }
     atomic_fetch_sub(&run->auth_clients_running, 1);
     free(msg);
@@ -789,27 +835,33 @@ static int lg_self_test(void)
 
 static void lg_usage(FILE *f)
 {
-    fprintf(f, "usage: loadgen --port PORT [options]\n"
-               "       loadgen --self-test\n"
-               "  --host HOST            server address (default 127.0.0.1)\n"
-               "  --port PORT            server port\n"
-               "  --tls none|starttls|implicit   (default starttls)\n"
-               "  --mode mail|noop       (default mail)\n"
-               "  --user ADDRESS         SASL user and default sender; %%d = client index\n"
-               "  --password PW          (default: $LOADGEN_PASSWORD)\n"
-               "  --from ADDR --rcpt ADDR   envelope (default: the user)\n"
-               "  --helo NAME            EHLO argument (default loadgen.invalid)\n"
-               "  --no-auth              do not AUTH (default: AUTH once per connection)\n"
-               "  --clients N            concurrent clients (default 20)\n"
-               "  --per-conn N           messages per connection (default 50)\n"
-               "  --connections N        total connections, all clients (default: clients)\n"
-               "  --duration S           stop starting work after S seconds (default 30)\n"
-               "  --timeout S            per-read/write socket timeout (default 15)\n"
-               "  --size OCTETS          message size before stuffing (default 4096)\n"
-               "  --noops N              noop mode: at most N NOOPs (default 100000)\n"
-               "  --noop-interval-ms MS  pause between NOOPs (default 2)\n"
-               "  --cafile FILE          verify the server certificate (default: not verified)\n"
-               "  --verbose              print each failure\n");
+    fprintf(f,
+            "usage: loadgen --port PORT [options]\n"
+            "       loadgen --self-test\n"
+            "  --host HOST            server address (default 127.0.0.1)\n"
+            "  --port PORT            server port\n"
+            "  --tls none|starttls|implicit   (default starttls)\n"
+            "  --mode mail|noop       (default mail)\n"
+            "  --user ADDRESS         SASL user and default sender; %%d = client index\n"
+            "  --password PW          (default: $LOADGEN_PASSWORD)\n"
+            "  --from ADDR --rcpt ADDR   envelope (default: the user)\n"
+            "  --helo NAME            EHLO argument (default loadgen.invalid)\n"
+            "  --no-auth              do not AUTH (default: AUTH once per connection)\n"
+            "  --clients N            concurrent clients (default 20)\n"
+            "  --per-conn N           messages per connection (default 50)\n"
+            "  --connections N        total connections, all clients (default: clients)\n"
+            "  --duration S           stop starting work after S seconds (default 30)\n"
+            "  --timeout S            per-read/write socket timeout (default 15)\n"
+            "  --size OCTETS          message size before stuffing (default 4096)\n"
+            "  --noops N              noop mode: at most N NOOPs (default 100000)\n"
+            "  --noop-interval-ms MS  pause between NOOPs (default 2)\n"
+            "  --cafile FILE          verify the server certificate (default: not verified)\n"
+            "  --sync-start           mail mode: open every client's first session (AUTH\n"
+            "                         included), then start all transactions at once and\n"
+            "                         report msgs/s from then on (needs connections >= clients)\n"
+            "  --server-pid PID       with --sync-start: report the server's CPU ms per message\n"
+            "                         from then on (from /proc/PID/stat)\n"
+            "  --verbose              print each failure\n");
 }
 
 static long lg_num(const char *name, const char *s, long min, long max)
@@ -874,6 +926,8 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
         {"cafile", 's', &o->cafile, 0, 0},
         {"no-auth", 'f', &o->auth, 0, 0},
         {"verbose", 't', &o->verbose, 0, 0},
+        {"sync-start", 't', &o->sync_start, 0, 0},
+        {"server-pid", 'l', &o->server_pid, 1, LONG_MAX},
         {"help", 't', &help, 0, 0},
         {"clients", 'i', &o->clients, 0, LG_CLIENTS_MAX},
         {"per-conn", 'i', &o->per_conn, 0, 1000000},
@@ -949,6 +1003,10 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
         fprintf(stderr, "loadgen: --mode noop measures AUTH and needs it\n");
         exit(2);
     }
+    if (o->sync_start && (o->mode != LG_MODE_MAIL || o->connections < o->clients)) {
+        fprintf(stderr, "loadgen: --sync-start is for mail mode with connections >= clients\n");
+        exit(2);
+    }
     if (o->mode == LG_MODE_MAIL && o->clients == 0) {
         fprintf(stderr, "loadgen: --mode mail needs at least one client\n");
         exit(2);
@@ -1011,6 +1069,11 @@ int main(int argc, char **argv)
     atomic_init(&run.auth_clients_running, o.clients);
     double t0 = lg_now_ms();
     run.deadline = t0 + o.duration * 1000.0;
+    int berr = o.sync_start ? pthread_barrier_init(&run.ready, NULL, (unsigned)o.clients) : 0;
+    if (berr != 0) {
+        fprintf(stderr, "loadgen: pthread_barrier_init failed: %s\n", strerror(berr));
+        return 2;
+    }
     int started = 0;
     for (int i = 0; i < n_threads; i++) {
         cl[i].run = &run;
@@ -1019,6 +1082,8 @@ int main(int argc, char **argv)
         int err = pthread_create(&cl[i].tid, NULL, lg_client_main, &cl[i]);
         if (err != 0) {
             fprintf(stderr, "loadgen: pthread_create for client %d failed: %s\n", i, strerror(err));
+            if (o.sync_start)
+                exit(2); /* the started clients would wait for it at the barrier forever */
             atomic_store(&run.next_conn, LONG_MAX / 2); /* the started ones stop early */
             break;
         }
@@ -1045,6 +1110,8 @@ int main(int argc, char **argv)
         all.auths_ok += s->auths_ok;
         all.noops_ok += s->noops_ok;
         all.noops_failed += s->noops_failed;
+        if (s->last_txn_end > all.last_txn_end)
+            all.last_txn_end = s->last_txn_end;
         for (int c = 0; c < 600; c++)
             all.fail_codes[c] += s->fail_codes[c];
         free(s->txn.v);
@@ -1055,6 +1122,14 @@ int main(int argc, char **argv)
     bool incomplete = started < n_threads;
     long failures = all.msgs_failed + all.conns_failed + all.noops_failed + (incomplete ? 1 : 0);
     double msgs_per_s = elapsed_s > 0 ? (double)all.msgs_ok / elapsed_s : 0;
+    /* --sync-start: from the barrier to the last accepted message, AUTH excluded */
+    double mail_s = (all.last_txn_end - run.mail_t0) / 1000.0;
+    double mail_msgs_per_s = o.sync_start && mail_s > 0 ? (double)all.msgs_ok / mail_s : NAN;
+    double mail_cpu_per_msg = NAN;
+    if (o.sync_start && o.server_pid > 0 && all.msgs_ok > 0)
+        mail_cpu_per_msg = (lg_proc_cpu_ms(o.server_pid) - run.mail_cpu0) / (double)all.msgs_ok;
+    if (o.sync_start && pthread_barrier_destroy(&run.ready) != 0)
+        fprintf(stderr, "loadgen: pthread_barrier_destroy failed\n");
     double auths_per_s = elapsed_s > 0 ? (double)all.auths_ok / elapsed_s : 0;
 
     printf("loadgen: mode=%s tls=%s clients=%d elapsed=%.2f s\n",
@@ -1079,13 +1154,18 @@ int main(int argc, char **argv)
                 printf(" %s%.0d=%ld", c == LG_CODE_IO ? "io" : "", c, all.fail_codes[c]);
         printf("\n");
     }
+    if (o.sync_start)
+        printf("  after every session was open: %.1f msgs/s over %.2f s\n", mail_msgs_per_s,
+               mail_s);
     printf("RESULT mode=%s elapsed_s=%.3f msgs_ok=%ld msgs_failed=%ld msgs_per_s=%.1f "
+           "mail_msgs_per_s=%.1f server_cpu_ms_per_msg=%.2f "
            "txn_p50_ms=%.2f txn_p99_ms=%.2f conns_ok=%ld conns_failed=%ld conn_p50_ms=%.2f "
            "conn_p99_ms=%.2f auths_ok=%ld auths_per_s=%.1f auth_p50_ms=%.2f auth_p99_ms=%.2f "
            "noops_ok=%ld noop_p50_ms=%.2f noop_p99_ms=%.2f failures=%ld\n",
            o.mode == LG_MODE_MAIL ? "mail" : "noop", elapsed_s, all.msgs_ok, all.msgs_failed,
-           msgs_per_s, tp50, tp99, all.conns_ok, all.conns_failed, cp50, cp99, all.auths_ok,
-           auths_per_s, ap50, ap99, all.noops_ok, np50, np99, failures);
+           msgs_per_s, mail_msgs_per_s, mail_cpu_per_msg, tp50, tp99, all.conns_ok,
+           all.conns_failed, cp50, cp99, all.auths_ok, auths_per_s, ap50, ap99, all.noops_ok, np50,
+           np99, failures);
     free(all.txn.v);
     free(all.conn.v);
     free(all.auth.v);

@@ -175,6 +175,30 @@ class LoadgenTest(unittest.TestCase):
         self.assertLess(elapsed, 5)
         self.assertEqual(int(res["msgs_ok"]), len(srv.messages))
 
+    def test_sync_start_excludes_auth_from_the_rate(self):
+        srv = self.server(cleartext_auth=True, auth_delay=0.3)
+        rc, res, _, out = run_loadgen(srv.port, "--tls", "none", "--clients", "4",
+                                      "--per-conn", "20", "--connections", "4", "--sync-start",
+                                      "--server-pid", str(os.getpid()))  # the fake runs here
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(res["msgs_ok"], "80")
+        self.assert_intact(srv, 80)
+        # 0.3 s of AUTH is in the wall-clock rate but not in the rate after the barrier
+        self.assertGreater(float(res["mail_msgs_per_s"]), float(res["msgs_per_s"]))
+        self.assertGreater(float(res["elapsed_s"]), 0.3)
+        cpu = float(res["server_cpu_ms_per_msg"])  # "nan" would fail the comparison
+        self.assertTrue(0 <= cpu < 1000, res)
+
+    def test_sync_start_does_not_hang_when_sessions_fail(self):
+        srv = self.server(cleartext_auth=True)
+        env = dict(os.environ, LOADGEN_PASSWORD="wrong")
+        p = subprocess.run([LOADGEN, "--port", str(srv.port), "--user", USER, "--tls", "none",
+                            "--clients", "3", "--per-conn", "5", "--connections", "3",
+                            "--sync-start"], capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("conns_failed=3 ", p.stdout)
+        self.assertIn("mail_msgs_per_s=nan ", p.stdout)
+
     def test_noop_mode(self):
         srv = self.server(tls=TLS_CTX, auth_delay=0.02)
         rc, res, _, out = run_loadgen(srv.port, "--mode", "noop", "--tls", "starttls",
@@ -200,6 +224,9 @@ class LoadgenTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         p = subprocess.run([LOADGEN, "--port", "1", "--user", USER, "--duration", "0"],
                            capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        p = subprocess.run([LOADGEN, "--port", "1", "--user", USER, "--clients", "4",
+                            "--connections", "3", "--sync-start"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
 
 

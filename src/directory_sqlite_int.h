@@ -56,7 +56,7 @@ struct directory {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     int schema_version;
-    char err[512];
+    char err[1024]; /* room for two addresses and a sentence */
 };
 
 /* Errors: dsql_invalid sets the reason and returns DIR_INVALID; dsql_db_error maps an SQLite

@@ -80,13 +80,23 @@ int64_t session_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void session_set_timeouts(struct session *s)
+/* Input buffered per session at most (RFC 2920 pipelining of whole transactions fits easily):
+ * past it libevent stops reading and TCP flow control holds the client back. */
+#define SESSION_INPUT_MAX (64 * 1024 + SASL_RESPONSE_MAX)
+
+/* Replies queued at most before the session stops reading: a client that sends but never reads
+ * cannot make the server buffer without bound. */
+#define SESSION_OUTPUT_MAX (256 * 1024)
+
+void session_touch(struct session *s)
 {
+    if (!s->idle_timer)
+        return;
     const struct config *cfg = &s->rt->cfg;
     unsigned secs = (s->state == SESSION_DATA || s->state == SESSION_BDAT) ? cfg->data_timeout
                                                                            : cfg->command_timeout;
-    struct timeval rd = {(time_t)secs, 0}, wr = {(time_t)cfg->command_timeout, 0};
-    bufferevent_set_timeouts(s->bev, &rd, &wr);
+    struct timeval tv = {(time_t)secs, 0};
+    evtimer_add(s->idle_timer, &tv);
 }
 
 /* ---- the reply path ---- */
@@ -196,6 +206,8 @@ static void session_free(struct session *s)
         bufferevent_free(s->bev);
     if (s->close_timer)
         event_free(s->close_timer);
+    if (s->idle_timer)
+        event_free(s->idle_timer);
     if (s->counted_ip)
         connlimit_release(s->srv->limits, &s->client);
     atomic_fetch_sub(&s->listener->conns, 1);
@@ -219,6 +231,10 @@ static void session_destroy(struct session *s)
     if (s->close_timer) {
         event_free(s->close_timer);
         s->close_timer = NULL;
+    }
+    if (s->idle_timer) {
+        event_free(s->idle_timer);
+        s->idle_timer = NULL;
     }
     log_info("session=%s event=disconnect client=%s:%d", s->id, s->peer_ip, s->peer_port);
     if (s->pending == 0)
@@ -294,7 +310,7 @@ void session_resume(struct session *s)
         session_close(s, REPLY_SHUTTING_DOWN);
         return;
     }
-    session_set_timeouts(s);
+    session_touch(s);
     session_process(s);
 }
 
@@ -372,6 +388,11 @@ static void session_process(struct session *s)
     char line[SASL_RESPONSE_MAX + 4];
     while (!s->dead && !s->closing) {
         struct evbuffer *in = bufferevent_get_input(s->bev);
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_MAX) {
+            s->output_blocked = true;
+            bufferevent_disable(s->bev, EV_READ);
+            return;
+        }
         if (s->state == SESSION_DATA) {
             data_read(s);
             if (s->state == SESSION_DATA)
@@ -416,14 +437,40 @@ static void session_process(struct session *s)
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    session_process(arg);
+    struct session *s = arg;
+    session_touch(s);
+    session_process(s);
 }
 
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
-    if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        session_finish_closing(-1, 0, s);
+    if (s->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            session_finish_closing(-1, 0, s);
+        return;
+    }
+    session_touch(s);
+    if (s->output_blocked) {
+        s->output_blocked = false;
+        bufferevent_enable(s->bev, EV_READ);
+        session_process(s);
+    }
+}
+
+static void session_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    log_info("session=%s event=timeout state=%d", s->id, (int)s->state);
+    if (s->closing) {
+        session_destroy(s); /* the client did not even read our last reply */
+        return;
+    }
+    session_close(s, REPLY_TIMEOUT);
+    if (!s->dead)
+        session_touch(s);
 }
 
 static void session_tls_established(struct session *s)
@@ -443,15 +490,6 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
     if (what & BEV_EVENT_CONNECTED) {
         session_tls_established(s);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
-        log_info("session=%s event=timeout state=%d", s->id, (int)s->state);
-        if (s->closing) {
-            session_destroy(s);
-            return;
-        }
-        session_close(s, REPLY_TIMEOUT);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
@@ -552,9 +590,12 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
     if (*head)
         (*head)->prev = s;
     *head = s;
+    s->idle_timer = evtimer_new(base, session_idle_cb, s);
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+    bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_MAX / 4, 0);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    session_set_timeouts(s);
+    session_touch(s);
     log_info("session=%s event=connect client=%s:%d listener=%s", s->id, s->peer_ip,
              s->peer_port, l->lc.name);
     if (over) {
@@ -678,8 +719,10 @@ static void cmd_starttls(struct session *s, const struct smtp_command *c)
     s->tls = true;
     session_forget(s); /* RFC 3207 4.2: discard all knowledge obtained from the client */
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+    bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_MAX / 4, 0);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    session_set_timeouts(s);
+    session_touch(s);
 }
 
 static void cmd_rset(struct session *s, const struct smtp_command *c)

@@ -79,6 +79,8 @@ struct session {
     bool dead;               /* connection gone; free when pending reaches 0 */
     bool closing;            /* last reply queued: read nothing more */
     struct event *close_timer; /* re-checks that the last reply left (TLS filter layers) */
+    struct event *idle_timer;  /* RFC 5321 4.5.3.2: no input and no output progress */
+    bool output_blocked;       /* reading paused until the client reads our replies */
     unsigned loop_idx;
     struct session *prev, *next; /* the loop's session list (touched only on that loop) */
     /* authentication */
@@ -123,6 +125,8 @@ void session_resume(struct session *s);
 void session_close(struct session *s, enum reply_id final); /* REPLY_COUNT = no reply */
 
 void session_tx_reset(struct session *s);
+/* Restarts the idle timer with the timeout of the current state (command or data). */
+void session_touch(struct session *s);
 int64_t session_now_ms(void);
 
 /* Commands implemented outside session.c. */

@@ -13,6 +13,9 @@
 #include <event2/bufferevent.h>
 #include <sodium.h>
 
+#include "address_list.h"
+#include "directory.h"
+#include "jobs.h"
 #include "logger.h"
 #include "loop.h"
 #include "server.h"
@@ -218,6 +221,94 @@ static void commit_cb(void *arg, int err, const char *queue_id)
     loop_post(j->loop, commit_done, j);
 }
 
+static void tx_commit(struct session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct commit_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        tx_refuse(s, REPLY_LOCAL_ERROR);
+        session_tx_reset(s);
+        return;
+    }
+    j->s = s;
+    j->loop = s->loop;
+    snprintf(j->queue_id, sizeof j->queue_id, "%s", spool_file_id(tx->file));
+    struct spool_file *f = tx->file;
+    tx->file = NULL;
+    session_suspend(s);
+    spool_commit(f, commit_cb, j);
+}
+
+/* ---- the header From: may the mailbox send as it? (SPEC 4: 550 5.7.60 at end of DATA) ---- */
+
+struct from_job {
+    struct session *s;
+    int64_t mailbox_id;
+    struct address_list list; /* the addresses other than the mailbox itself */
+    enum dir_status status;
+};
+
+static void from_work(void *job, void *ctx)
+{
+    struct from_job *j = job;
+    struct worker_ctx *w = ctx;
+    j->status = w && w->dir ? DIR_OK : DIR_TEMPFAIL;
+    for (size_t i = 0; i < j->list.n && j->status == DIR_OK; i++)
+        j->status = dir_may_send_as(w->dir, j->mailbox_id, j->list.addr[i]);
+}
+
+static void from_done(void *job)
+{
+    struct from_job *j = job;
+    struct session *s = j->s;
+    if (session_job_done(s)) {
+        s->state = SESSION_COMMAND;
+        if (j->status == DIR_OK) {
+            tx_commit(s);
+        } else {
+            tx_refuse(s, j->status == DIR_NOTFOUND ? REPLY_SEND_AS_DENIED : REPLY_LOCAL_ERROR);
+            session_tx_reset(s);
+            session_resume(s);
+        }
+    }
+    free(j);
+}
+
+/* Returns REPLY_COUNT when the header From is fine or needs a lookup (then *pending is a job
+ * with the addresses to look up), else the refusal. */
+static enum reply_id from_check(struct session *s, struct from_job **pending)
+{
+    struct smtp_tx *tx = s->tx;
+    *pending = NULL;
+    if (!tx->hs.has_from)
+        return REPLY_COUNT; /* nothing claimed, nothing to impersonate */
+    if (tx->hs.from_multiple || tx->hs.from_truncated)
+        return REPLY_SEND_AS_DENIED; /* RFC 5322 3.6: one From; a cut one may hide an address */
+    struct address_list list;
+    if (address_list_parse(tx->hs.from, tx->hs.from_len, &list) != 0)
+        return REPLY_SEND_AS_DENIED;
+    struct from_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return REPLY_LOCAL_ERROR;
+    for (size_t i = 0; i < list.n; i++) {
+        char norm[SMTP_PATH_MAX + 1];
+        if (!smtp_address_normalize(list.addr[i], norm, sizeof norm)) {
+            free(j);
+            return REPLY_SEND_AS_DENIED;
+        }
+        if (strcmp(norm, s->auth_user) != 0)
+            snprintf(j->list.addr[j->list.n++], sizeof j->list.addr[0], "%s", norm);
+    }
+    if (j->list.n == 0) {
+        free(j);
+        return REPLY_COUNT;
+    }
+    j->s = s;
+    j->mailbox_id = s->mailbox_id;
+    *pending = j;
+    return REPLY_COUNT;
+}
+
 /* The whole message is in: refuse it, or make it durable and answer when it is. */
 static void tx_complete(struct session *s, enum data_error derr)
 {
@@ -237,25 +328,21 @@ static void tx_complete(struct session *s, enum data_error derr)
         if (werr)
             refusal = (werr == ENOSPC || werr == EDQUOT) ? REPLY_NO_STORAGE : REPLY_LOCAL_ERROR;
     }
+    struct from_job *lookup = NULL;
+    if (refusal == REPLY_COUNT)
+        refusal = from_check(s, &lookup);
     s->state = SESSION_COMMAND;
     if (refusal != REPLY_COUNT) {
         tx_refuse(s, refusal);
         session_tx_reset(s);
         return;
     }
-    struct commit_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        tx_refuse(s, REPLY_LOCAL_ERROR);
-        session_tx_reset(s);
+    if (lookup) {
+        session_suspend(s);
+        jobs_submit(s->srv->jobs, s->loop, from_work, from_done, lookup);
         return;
     }
-    j->s = s;
-    j->loop = s->loop;
-    snprintf(j->queue_id, sizeof j->queue_id, "%s", spool_file_id(tx->file));
-    struct spool_file *f = tx->file;
-    tx->file = NULL;
-    session_suspend(s);
-    spool_commit(f, commit_cb, j);
+    tx_commit(s);
 }
 
 /* ---- DATA ---- */
@@ -277,9 +364,7 @@ void cmd_data(struct session *s, const struct smtp_command *c)
     data_decoder_init(&tx->dec);
     session_reply(s, REPLY_START_DATA, NULL, NULL);
     s->state = SESSION_DATA;
-    struct timeval rd = {(time_t)s->rt->cfg.data_timeout, 0};
-    struct timeval wr = {(time_t)s->rt->cfg.command_timeout, 0};
-    bufferevent_set_timeouts(s->bev, &rd, &wr);
+    session_touch(s);
 }
 
 void data_read(struct session *s)
@@ -425,7 +510,5 @@ void cmd_bdat(struct session *s, const struct smtp_command *c)
         tx->bdat = true;
     }
     s->state = SESSION_BDAT;
-    struct timeval rd = {(time_t)s->rt->cfg.data_timeout, 0};
-    struct timeval wr = {(time_t)s->rt->cfg.command_timeout, 0};
-    bufferevent_set_timeouts(s->bev, &rd, &wr);
+    session_touch(s);
 }

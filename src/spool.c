@@ -168,7 +168,8 @@ static int clean_tmp(struct spool *s, char *err, size_t errlen)
     return 0;
 }
 
-struct spool *spool_open(const char *datadir, char *err, size_t errlen)
+static struct spool *spool_open_mode(const char *datadir, bool recover, char *err,
+                                     size_t errlen)
 {
     struct spool *s;
     int data_fd, spool_fd;
@@ -216,12 +217,22 @@ struct spool *spool_open(const char *datadir, char *err, size_t errlen)
         goto fail;
     }
     close(spool_fd);
-    if (s->queue_fd == -1 || clean_tmp(s, err, errlen) == -1)
+    if (s->queue_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1))
         goto fail;
     return s;
 fail:
     spool_close(s);
     return NULL;
+}
+
+struct spool *spool_open(const char *datadir, char *err, size_t errlen)
+{
+    return spool_open_mode(datadir, true, err, errlen);
+}
+
+struct spool *spool_open_reader(const char *datadir, char *err, size_t errlen)
+{
+    return spool_open_mode(datadir, false, err, errlen);
 }
 
 int spool_recovered(const struct spool *s)

@@ -43,6 +43,9 @@ typedef void (*spool_done_fn)(void *arg, int err, const char *queue_id);
 /* Creates DIR/spool/{tmp,queue} (mode 0700) if needed and removes what tmp/ holds. Returns NULL
  * with a reason in err. */
 struct spool *spool_open(const char *datadir, char *err, size_t errlen);
+/* Opens the spool to read it (submitctl) while a server may be writing: no recovery, tmp/ is
+ * left alone. */
+struct spool *spool_open_reader(const char *datadir, char *err, size_t errlen);
 /* Starts the group-commit thread (the server does; submitctl does not). Returns 0 or -1. */
 int spool_start(struct spool *s);
 /* Stops the thread after it has finished every commit handed to it. */

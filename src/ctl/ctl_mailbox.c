@@ -243,8 +243,9 @@ static int mailbox_show(struct ctl *c, char **pos, int npos)
     else
         printf("  mailbox           %s (%s basic SMTP)\n", v.mailbox_policy.name,
                v.mailbox_policy.allow_basic_smtp ? "allows" : "blocks");
-    printf("  effective         %s (decided by the %s setting): basic SMTP %s\n", e.policy->name,
-           e.policy_by, e.policy->allow_basic_smtp ? "allowed" : "blocked");
+    printf("  effective         %s (decided by the %s): basic SMTP %s\n", e.policy->name,
+           v.mailbox_policy_inherit ? "tenant default" : "mailbox setting",
+           e.policy->allow_basic_smtp ? "allowed" : "blocked");
     printf("security-defaults   %s (tenant)%s\n", ctl_onoff(v.tenant.security_defaults),
            v.tenant.security_defaults ? ": basic SMTP blocked" : "");
     printf("app-passwords       %s (tenant)\n", ctl_onoff(v.tenant.app_passwords));

@@ -20,7 +20,7 @@ static int open_spool(const struct ctl *c, struct spool **s)
     if (rc != 0)
         return rc;
     char err[256] = "";
-    *s = spool_open(c->datadir, err, sizeof err);
+    *s = spool_open_reader(c->datadir, err, sizeof err);
     if (*s == NULL)
         return ctl_fail(c, "cannot open the spool in %s: %s", c->datadir, err);
     return 0;

@@ -13,6 +13,7 @@ Python standard library only. Every wait is bounded.
 """
 
 import base64
+import ctypes
 import datetime
 import json
 import os
@@ -152,6 +153,16 @@ def json_strings(value):
     elif isinstance(value, list):
         for v in value:
             yield from json_strings(v)
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test runner dies (Linux prctl
+    PR_SET_PDEATHSIG), so an interrupted run leaves no daemon behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class Reply:
@@ -392,6 +403,7 @@ class Daemon:
             stdout=self.log_file,
             stderr=self.log_file,
             cwd=self.dir,
+            preexec_fn=_die_with_parent,
         )
         self.wait_ready()
 
@@ -511,9 +523,14 @@ class Daemon:
         its log in batches, so this waits a little). None when not found in time."""
         deadline = time.monotonic() + timeout
         while True:
-            for rec in self.ctl_json(kind, "--ref", ref):
-                if any(v == ref for v in rec.values()):
-                    return rec
+            r = self.ctl(kind, "--ref", ref, "--json", check=False)
+            if r.returncode not in (0, 1):  # 1: nothing found (yet)
+                raise AssertionError("submitctl %s --ref %s exited %d: %s" % (
+                    kind, ref, r.returncode, r.stderr.decode("utf-8", "replace").strip()))
+            if r.returncode == 0:
+                for rec in json_records(r.stdout.decode("utf-8", "replace")):
+                    if any(v == ref for v in rec.values()):
+                        return rec
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.1)

@@ -91,6 +91,12 @@ class AuthTest(DaemonTestCase):
         ref, event = self.assertRefReply(r, expected, log="signins")
         self.assertEqual(event.get("gate"), gate, event)
         self.assertFalse(is_true(event.get("success")), event)
+        self.assertEqual(event.get("mech"), mech, event)
+        self.assertEqual(event.get("user"), user, event)
+        self.assertEqual(event.get("reply_code"), int(expected[:3]), event)
+        if expected == BAD_CREDENTIALS and gate != "credentials":
+            # reply-detail generic: the log keeps the real reason.
+            self.assertIn("5.7.139", str(event.get("reason")) + str(event.get("detail")), event)
         return ref
 
     # --- the gates ---

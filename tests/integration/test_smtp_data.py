@@ -97,7 +97,8 @@ class DataTest(DaemonTestCase):
         self.assertEqual(stored_body, body)
         fields = sorted(line.split(b":", 1)[0].lower() for line in added.split(b"\r\n"))
         self.assertEqual(fields, [b"date", b"message-id"], added)
-        self.assertRegex(added.decode(), r"(?im)^Message-ID: *<[^<>@\s]+@[^<>@\s]+>$")
+        ids = [l for l in added.split(b"\r\n") if l.lower().startswith(b"message-id:")]
+        self.assertRegex(ids[0].decode(), r"(?i)^Message-ID: *<[^<>@\s]+@[^<>@\s]+>$")
 
     def test_only_the_missing_one_is_added(self):
         msg = message(subject="date only", with_ids=False,
@@ -206,7 +207,7 @@ class DataTest(DaemonTestCase):
         cut2 = cut1 + 7
         for chunk in (msg[:cut1], msg[cut1:cut2], msg[cut2:]):
             c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
-            self.assertEqual(c.reply().line, "250 2.0.0 Chunk received")
+            self.assertEqual(c.reply().line[:10], "250 2.0.0 ")
         qid = self.assertQueued(c.cmd("BDAT 0 LAST"))
         self.assertStoredExactly(qid, msg)
         self.assertInSync(c)
@@ -220,7 +221,7 @@ class DataTest(DaemonTestCase):
                + b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:] + b"NOOP\r\n")
         self.assertEqual(c.reply().code, 250)
         self.assertEqual(c.reply().code, 250)
-        self.assertEqual(c.reply().line, "250 2.0.0 Chunk received")
+        self.assertEqual(c.reply().line[:10], "250 2.0.0 ")  # the first chunk
         qid = self.assertQueued(c.reply())
         self.assertEqual(c.reply().code, 250)  # the NOOP
         self.assertStoredExactly(qid, msg)

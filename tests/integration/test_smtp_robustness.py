@@ -169,7 +169,7 @@ class DisconnectTest(DaemonTestCase):
             with self.subTest(payload=i):
                 c = self.connect()
                 c.send(payload)
-                data = c.pending(1.0)
+                data = c.pending(0.5)
                 if data:
                     for line in data.split(b"\r\n"):
                         if line:
@@ -240,11 +240,17 @@ class LimitsTest(DaemonTestCase):
         ehlo.ehlo()
         tls = self.login()
         self.assertEqual(tls.cmd("MAIL FROM:<alice@example.com>").code, 250)
-        for c in (plain, ehlo, tls):
-            c.timeout = 10
-            r = c.reply()
-            self.assertEqual(r.line, "421 4.4.2 Timeout exceeded, closing connection")
-            self.assertTrue(c.wait_closed(5), "connection still open after 421")
+        implicit = self.connect_implicit()
+        for name, c in (("before EHLO", plain), ("after EHLO", ehlo), ("STARTTLS, in MAIL", tls),
+                        ("implicit TLS", implicit)):
+            with self.subTest(name):
+                c.timeout = 10
+                try:
+                    r = c.reply()
+                except EOFError:
+                    self.fail("closed without a 421 reply")
+                self.assertEqual(r.line, "421 4.4.2 Timeout exceeded, closing connection")
+                self.assertTrue(c.wait_closed(5), "connection still open after 421")
         self.assertLess(time.monotonic() - start, 9)
         self.wait_spool_settled()
 

@@ -193,9 +193,11 @@ class SessionTest(DaemonTestCase):
         self.assertInSync(c)
 
     def test_quit_over_tls(self):
-        for c in (self.connect_tls(), self.connect_implicit(), self.login()):
-            self.assertEqual(c.cmd("QUIT").line, "221 2.0.0 Bye")
-            self.assertTrue(c.wait_closed(5), "connection still open after QUIT")
+        for how in ("connect_tls", "connect_implicit", "login"):
+            with self.subTest(how):
+                c = getattr(self, how)()
+                self.assertEqual(c.cmd("QUIT").line, "221 2.0.0 Bye")
+                self.assertTrue(c.wait_closed(5), "connection still open after QUIT")
 
     def test_quit_mid_transaction_stores_nothing(self):
         before = self.daemon.queue_ids()

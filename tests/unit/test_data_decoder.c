@@ -81,7 +81,7 @@ static void check(const char *in, size_t len, const char *expect_out, size_t exp
     assert_int_equal(whole.done, expect_done);
     assert_int_equal(whole.error, expect_error);
 
-    size_t *cuts = malloc((len + 1) * sizeof *cuts);
+    size_t *cuts = malloc((len + 2) * sizeof *cuts);
     assert_non_null(cuts);
     for (size_t i = 0; i + 1 < len; i++)
         cuts[i] = i + 1;

@@ -59,7 +59,7 @@ static void scan_all_splits(const char *in, size_t len, struct outcome *whole)
 {
     struct outcome other;
     run(in, len, NULL, 0, whole);
-    size_t *cuts = malloc((len + 1) * sizeof *cuts);
+    size_t *cuts = malloc((len + 2) * sizeof *cuts);
     assert_non_null(cuts);
     for (size_t i = 0; i + 1 < len; i++)
         cuts[i] = i + 1;
@@ -227,6 +227,11 @@ static void test_no_header_at_all(void **state)
     assert_int_equal(o.end, 0);
     run("Su\x01: x\r\n\r\n", 10, NULL, 0, &o);
     assert_int_equal(o.end, 0);
+    run("Su\x7f: x\r\n\r\n", 10, NULL, 0, &o);
+    assert_int_equal(o.end, 0);
+    run("A: b\r\nSu\x7f: x\r\n\r\n", 16, NULL, 0, &o);
+    assert_int_equal(o.end, 6);
+    assert_false(o.h.blank_separator);
 }
 
 static void test_body_without_separator(void **state)
