@@ -71,7 +71,7 @@ bench: deps all
 	@bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRC) $(CTL_SRC) src/*.h src/ctl/*.h src/bin/*.c tests/unit/*.c
+	clang-format -i $(LIB_SRC) $(CTL_SRC) src/*.h src/ctl/*.h src/bin/*.c tests/unit/*.c bench/loadgen.c
 
 clean:
 	rm -rf build

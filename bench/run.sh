@@ -34,6 +34,7 @@ cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/submitd-bench.XXXXXX")
 DIR="$TMP/data"
 SPID=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
         kill -TERM "$SPID" 2>/dev/null || true

@@ -10,6 +10,9 @@ make -j"$jobs" all "$(printf 'build/tests/%s ' $(cd tests/unit && ls test_*.c | 
     || { echo "check: build failed"; echo "check: 0 passed, 1 failed"; exit 1; }
 step "unit tests"
 make -s unit || failed+=(unit)
+step "load generator tests (bench/loadgen.c against a scripted server)"
+python3 -m unittest bench.test_loadgen 2>&1 | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(loadgen)
 step "integration tests"
 make -s integration || failed+=(integration)
 step "sanitizers (ASan + UBSan): build"
@@ -25,9 +28,9 @@ make -s BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
     SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" integration || failed+=(sanitize-integration)
 echo
 if [ ${#failed[@]} -eq 0 ]; then
-    echo "check: 5 passed, 0 failed"
+    echo "check: 6 passed, 0 failed"
     exit 0
 fi
 echo "check: failed stages: ${failed[*]}"
-echo "check: $((5 - ${#failed[@]})) passed, ${#failed[@]} failed"
+echo "check: $((6 - ${#failed[@]})) passed, ${#failed[@]} failed"
 exit 1

@@ -140,6 +140,16 @@ static void auth_work(void *job, void *ctx)
         authzid_ok = smtp_address_normalize(j->cred.authzid, a, sizeof a) &&
                      smtp_address_normalize(j->cred.authcid, b, sizeof b) && strcmp(a, b) == 0;
     }
+    /* A hash made at another cost (auth-memlimit changed, or made elsewhere) is redone at the
+     * current one on a successful login, so that every stored hash costs what the dummy hash
+     * costs and timing cannot tell a known user from an unknown one. */
+    if (password_ok && password_needs_rehash(hash)) {
+        char fresh[PASSWORD_HASH_MAX + 1];
+        if (password_hash(j->cred.secret, j->cred.secret_len, fresh) == 0 &&
+            dir_mailbox_set_password(w->dir, v->mailbox.address, fresh) == DIR_OK)
+            log_info("event=password-rehashed mailbox=%s", v->mailbox.address);
+        sodium_memzero(fresh, sizeof fresh);
+    }
     sodium_memzero(j->cred.secret, sizeof j->cred.secret);
     j->cred.secret_len = 0;
 

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "ctl.h"
 
 static int check_address(const struct ctl *c, const char *address)
@@ -46,7 +47,13 @@ static int new_password_hash(const struct ctl *c, char hash[PASSWORD_HASH_MAX + 
     int rc = ctl_read_password(c, pw, &len);
     if (rc != 0)
         return rc;
-    if (password_init(0) != 0)
+    /* Hash at the cost the server is configured for (auth-memlimit): the server verifies
+     * unknown users against a dummy hash of that cost, so equal cost means equal work. */
+    struct config cfg;
+    char err[512];
+    if (config_load(c->datadir, &cfg, err, sizeof err) != 0)
+        rc = ctl_fail(c, "%s", err);
+    else if (password_init(cfg.auth_memlimit) != 0)
         rc = ctl_fail(c, "cannot initialise password hashing (libsodium)");
     else if (password_hash((const uint8_t *)pw, len, hash) != 0)
         rc = ctl_fail(c, "cannot hash the password: out of memory");

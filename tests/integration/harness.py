@@ -487,6 +487,23 @@ class Daemon:
             return self.ctl_problems[0]
         return None
 
+    def secret_leaks(self):
+        """Files of the data directory (daemon log, event log) that hold the test password, in
+        clear or in a SASL payload. Returns their names."""
+        secrets = [PASSWORD.encode(), b64(PASSWORD).encode(),
+                   plain_response("alice@example.com", PASSWORD).encode()]
+        leaks = []
+        for name in ("submitd.stderr", "log.db", "log.db-wal", "directory.db",
+                     "directory.db-wal"):
+            try:
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if any(s in data for s in secrets):
+                leaks.append(name)
+        return leaks
+
     def health_problem(self):
         """A description of what is wrong with the daemon, or None."""
         if self.proc is None:
@@ -625,6 +642,8 @@ class DaemonTestCase(unittest.TestCase):
             problem = "sanitizer report at exit:\n" + report
         if problem is None and status != 0:
             problem = "submitd exited %s on SIGTERM (expected 0)\n%s" % (status, d.log_tail())
+        if problem is None and d.secret_leaks():
+            problem = "a password or SASL payload was written to %s" % d.secret_leaks()
         d.cleanup(keep=problem is not None)
         if problem:
             raise AssertionError(problem)

@@ -52,7 +52,7 @@ class AuthTest(DaemonTestCase):
     def provision(cls, d):
         d.provision_example()
         ctl = d.ctl
-        for m in ("mboff", "disabled", "blockpol", "wrongpw", "dyn", "logme"):
+        for m in ("mboff", "disabled", "blockpol", "wrongpw", "dyn", "logme", "timing"):
             d.add_mailbox(m + "@example.com")
         ctl("mailbox", "set", "mboff@example.com", "smtp-auth", "off")
         ctl("mailbox", "set", "disabled@example.com", "enabled", "no")
@@ -118,6 +118,24 @@ class AuthTest(DaemonTestCase):
                     c = self.connect_tls()
                     self.assertAuth(c, mech, user, BAD_CREDENTIALS, "credentials", password)
                     c.quit()
+
+    def test_unknown_user_costs_the_same_work_as_a_wrong_password(self):
+        """SPEC 3: an unknown user is verified against a dummy hash, so the reply time does not
+        tell which addresses exist. Medians of 3, a factor of 3 allowed."""
+        c = self.connect_tls()
+        times = {"wrong password": [], "unknown user": []}
+        for _ in range(3):
+            for what, user in (("wrong password", "timing@example.com"),
+                               ("unknown user", "nobody-timing@example.com")):
+                start = time.monotonic()
+                r = c.auth_plain(user, "not the password")
+                times[what].append(time.monotonic() - start)
+                self.assertEqual(split_reference(r.line)[0], BAD_CREDENTIALS)
+        wrong = sorted(times["wrong password"])[1]
+        unknown = sorted(times["unknown user"])[1]
+        self.assertLess(max(wrong, unknown) / max(min(wrong, unknown), 0.001), 3.0,
+                        "AUTH takes %.0f ms for a wrong password but %.0f ms for an unknown user"
+                        % (wrong * 1000, unknown * 1000))
 
     def test_plain_and_login_variants_of_the_exchange(self):
         c = self.connect_tls()

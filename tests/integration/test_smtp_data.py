@@ -4,6 +4,7 @@
 4.4, RFC 3848) and added Message-ID/Date (RFC 6409 8), and the queue file (SPEC section 7)."""
 
 import smtplib
+import time
 
 from .harness import (PASSWORD, DaemonTestCase, QUEUED_RE, dot_stuff, json_strings, message,
                       split_received, tls_client_context)
@@ -55,6 +56,29 @@ class DataTest(DaemonTestCase):
         self.assertIn("friend@example.net", strings)
         self.assertIn("alice@example.com", strings)
         s.quit()
+
+    def test_accepted_message_in_queue_listing_and_submission_log(self):
+        c = self.login()
+        msg = message(subject="listed")
+        qid = self.assertQueued(self.send_message(c, msg, rcpts=("x@example.net", "y@example.net")))
+        listed = [r for r in self.daemon.ctl_json("queue", "list") if qid in json_strings(r)]
+        self.assertEqual(len(listed), 1)
+        shown = self.daemon.ctl_json("queue", "show", qid)
+        self.assertEqual(len(shown), 1, shown)
+        strings = list(json_strings(shown[0]))
+        for s in (qid, "alice@example.com", "x@example.net", "y@example.net"):
+            self.assertIn(s, strings)
+        deadline = time.monotonic() + 5
+        accepted = []
+        while not accepted and time.monotonic() < deadline:
+            accepted = [r for r in self.daemon.ctl_json("submissions")
+                        if r.get("queue_id") == qid]
+            time.sleep(0.05)
+        self.assertEqual(len(accepted), 1, "no submission event for " + qid)
+        self.assertIs(accepted[0].get("accepted"), True)
+        self.assertEqual(accepted[0].get("reply_code"), 250)
+        r = self.daemon.ctl("queue", "show", "0123456789ABCDEF", "--json", check=False)
+        self.assertEqual(r.returncode, 1, "queue show of an unknown id")
 
     def test_dot_unstuffing_is_byte_exact(self):
         body = (b".\r\n..\r\n...\r\n.hidden\r\n..double\r\n .space\r\n\r\n.\r\nend .\r\n"

@@ -2,13 +2,13 @@
 relies on: a sanitizer report or an unexpected exit of the daemon must be noticed, and the SMTP
 client must read replies exactly."""
 
-import os
 import socket
 import subprocess
 import threading
 import unittest
 
-from .harness import Daemon, Reply, Smtp, SmtpError, dot_stuff, split_reference
+from .harness import (PASSWORD, Daemon, Reply, Smtp, SmtpError, dot_stuff, plain_response,
+                      split_reference)
 
 
 class HarnessTest(unittest.TestCase):
@@ -48,6 +48,14 @@ class HarnessTest(unittest.TestCase):
         self.assertIsNone(d.health_problem())
         self.assertEqual(d.stop(), -15)
 
+    def test_detects_secrets_in_logs(self):
+        d = Daemon()
+        self.addCleanup(d.cleanup)
+        self.assertEqual(d.secret_leaks(), [])
+        with open(d.log_path, "w") as f:
+            f.write("event=auth payload=%s\n" % plain_response("alice@example.com", PASSWORD))
+        self.assertEqual(d.secret_leaks(), ["submitd.stderr"])
+
     def test_reply_parsing_and_references(self):
         srv = socket.socket()
         srv.bind(("127.0.0.1", 0))
@@ -57,20 +65,21 @@ class HarnessTest(unittest.TestCase):
         def serve():
             conn, _ = srv.accept()
             conn.sendall(b"220 ready\r\n250-first\r\n250-second\r\n250 last\r\n500 bare LF\n")
-            conn.recv(100)
             conn.close()
 
         t = threading.Thread(target=serve, daemon=True)
         t.start()
         c = Smtp(srv.getsockname()[1])
         self.addCleanup(c.close)
+        self.assertEqual(c.greeting.line, "220 ready")
         r = c.reply()
         self.assertEqual(r.lines, ["250-first", "250-second", "250 last"])
         self.assertEqual(r.texts, ["first", "second", "last"])
         with self.assertRaises(SmtpError):
             c.reply()
         t.join(10)
-        line = "535 5.7.3 Authentication unsuccessful [localhost 2024-01-02T03:04:05.678Z 0123456789ABCDEF]"
+        line = ("535 5.7.3 Authentication unsuccessful "
+                "[localhost 2024-01-02T03:04:05.678Z 0123456789ABCDEF]")
         self.assertEqual(split_reference(line),
                          ("535 5.7.3 Authentication unsuccessful", "0123456789ABCDEF",
                           "2024-01-02T03:04:05.678Z"))

@@ -3,7 +3,6 @@ the error limit and idle timeout (RFC 5321 4.5.3.2), SIGHUP reload and SIGTERM w
 transaction. After each, the daemon must be healthy, the next client must work, and nothing
 half-received may be in the queue (SPEC section 7)."""
 
-import os
 import signal
 import socket
 import ssl
