@@ -27,6 +27,7 @@ CTL_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 .PHONY: all deps run check unit integration sanitize bench format clean
+.SECONDARY:
 all: $(addprefix $(BUILD)/,$(BINS))
 
 deps:

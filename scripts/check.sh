@@ -6,7 +6,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 step() { echo; echo "=== check: $*"; }
 failed=()
 step "build"
-make -j"$jobs" all "$(printf 'build/tests/%s ' $(cd tests/unit && ls test_*.c | sed 's/\.c$//'))" \
+unit_targets() { for t in tests/unit/test_*.c; do t=${t##*/}; echo "$1/tests/${t%.c}"; done; }
+make -j"$jobs" all $(unit_targets build) \
     || { echo "check: build failed"; echo "check: 0 passed, 1 failed"; exit 1; }
 step "unit tests"
 make -s unit || failed+=(unit)
@@ -18,7 +19,7 @@ make -s integration || failed+=(integration)
 step "sanitizers (ASan + UBSan): build"
 make -s -j"$jobs" BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
     SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all \
-    $(cd tests/unit && ls test_*.c | sed 's/\.c$//;s|^|build/san/tests/|') || failed+=(sanitize-build)
+    $(unit_targets build/san) || failed+=(sanitize-build)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step "sanitizers: unit tests"
 make -s BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
