@@ -3,7 +3,7 @@
 # src/ctl/*.c are submitctl's commands; tests/unit/test_*.c are cmocka tests (one binary each).
 
 CC      ?= cc
-PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libsodium jansson
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libsodium jansson libcurl
 CSTD    := -std=c17 -D_GNU_SOURCE
 # -Wno-format-truncation: snprintf into fixed buffers truncates by design (bounded text).
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \

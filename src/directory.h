@@ -30,6 +30,15 @@ enum dir_status {
 
 enum reply_detail { REPLY_DETAIL_FULL = 0, REPLY_DETAIL_GENERIC };
 
+/* Submission limits (SPEC 4). In a tenant every field is set (defaults 3, 30, 10000, 500); in a
+ * mailbox 0 means "inherit the tenant's". */
+struct dir_limits {
+    unsigned sessions;               /* concurrent sessions submitting for one mailbox */
+    unsigned messages_per_minute;
+    unsigned recipients_per_day;     /* over any 24 hours */
+    unsigned recipients_per_message;
+};
+
 struct dir_tenant {
     int64_t id;
     char domain[SMTP_DOMAIN_MAX + 1]; /* the tenant's primary domain (its name) */
@@ -39,6 +48,13 @@ struct dir_tenant {
     char default_policy[POLICY_NAME_MAX + 1]; /* default "block-basic" */
     enum reply_detail reply_detail;   /* default full */
     int64_t created;                  /* unix seconds */
+    /* OAuth (SPEC 5) */
+    char oauth_issuer[256];           /* "" = the built-in issuer, "submitd:DOMAIN" */
+    char oauth_jwks[1024];            /* "" = the built-in key; an absolute file path or URL */
+    char oauth_audience[256];         /* default "submitd" */
+    char oauth_scope[64];             /* default "SMTP.Send" */
+    char oauth_identity_claim[32];    /* "" = email, then upn, then preferred_username */
+    struct dir_limits limits;
 };
 
 struct dir_mailbox {
@@ -51,6 +67,15 @@ struct dir_mailbox {
     char password_hash[DIR_HASH_MAX + 1]; /* argon2id string; "" = no password set */
     int64_t created;
     int64_t password_changed;         /* unix seconds */
+    struct dir_limits limits;         /* 0 fields inherit the tenant's */
+};
+
+struct dir_app_password {
+    int64_t id;
+    int64_t mailbox_id;
+    char label[64];
+    int64_t created;
+    int64_t last_used;                /* 0 = never */
 };
 
 struct dir_policy {
@@ -101,6 +126,17 @@ enum dir_status dir_auth_view(struct directory *d, const char *address, struct d
 /* DIR_OK when the mailbox may use `address` as a sender (itself or one of its aliases),
  * DIR_NOTFOUND when not. */
 enum dir_status dir_may_send_as(struct directory *d, int64_t mailbox_id, const char *address);
+/* The effective limits of a view's mailbox: its own where set, else its tenant's. */
+void dir_effective_limits(const struct dir_auth_view *v, struct dir_limits *out);
+/* DIR_OK when `principal` (an OAuth token's identity) may act as the mailbox: it is the mailbox
+ * itself, or was granted access (dir_access_grant). Compared case-insensitively. */
+enum dir_status dir_may_act_as(struct directory *d, int64_t mailbox_id, const char *principal);
+/* DIR_OK with *id when hash_hex (app_password_hash of the secret) is one of the mailbox's app
+ * passwords, DIR_NOTFOUND otherwise. */
+enum dir_status dir_app_password_match(struct directory *d, int64_t mailbox_id,
+                                       const char *hash_hex, int64_t *id);
+/* Records the time an app password was last used. */
+enum dir_status dir_app_password_touch(struct directory *d, int64_t id, int64_t when);
 /* Increments on every change that may alter an authentication decision (for caches). */
 enum dir_status dir_generation(struct directory *d, int64_t *out);
 
@@ -120,11 +156,16 @@ enum dir_status dir_domain_remove(struct directory *d, const char *domain);
 enum dir_status dir_domain_list(struct directory *d, const char *tenant_domain,
                                 void (*cb)(const char *domain, void *), void *arg);
 
+/* Tenant keys added by the OAuth issue: issuer URL|builtin, jwks FILE|URL|builtin, audience TEXT,
+ * scope TEXT, identity-claim email|upn|preferred_username|any, max-sessions N,
+ * messages-per-minute N, recipients-per-day N, recipients-per-message N (all 1..1000000). */
+
 /* --- mailboxes --- */
 /* The address's domain must be an accepted domain of a tenant (else DIR_INVALID). */
 enum dir_status dir_mailbox_add(struct directory *d, const char *address, const char *hash);
 enum dir_status dir_mailbox_get(struct directory *d, const char *address, struct dir_mailbox *out);
-/* key: smtp-auth on|off|inherit, policy NAME|inherit, enabled yes|no. */
+/* key: smtp-auth on|off|inherit, policy NAME|inherit, enabled yes|no, max-sessions,
+ * messages-per-minute, recipients-per-day, recipients-per-message N|inherit. */
 enum dir_status dir_mailbox_set(struct directory *d, const char *address, const char *key,
                                 const char *value);
 enum dir_status dir_mailbox_set_password(struct directory *d, const char *address,
@@ -139,6 +180,30 @@ enum dir_status dir_alias_add(struct directory *d, const char *address, const ch
 enum dir_status dir_alias_remove(struct directory *d, const char *alias);
 enum dir_status dir_alias_list(struct directory *d, const char *address,
                                void (*cb)(const char *alias, void *), void *arg);
+
+/* --- send-as grants: a mailbox may send as another mailbox (or alias) of its tenant --- */
+enum dir_status dir_send_as_grant(struct directory *d, const char *address, const char *other);
+enum dir_status dir_send_as_revoke(struct directory *d, const char *address, const char *other);
+enum dir_status dir_send_as_list(struct directory *d, const char *address,
+                                 void (*cb)(const char *other, void *), void *arg);
+
+/* --- access grants: an OAuth principal (e.g. a delegate's address, or an application's subject)
+ * may authenticate as the mailbox (XOAUTH2 user= / OAUTHBEARER a=) --- */
+enum dir_status dir_access_grant(struct directory *d, const char *address, const char *principal);
+enum dir_status dir_access_revoke(struct directory *d, const char *address,
+                                  const char *principal);
+enum dir_status dir_access_list(struct directory *d, const char *address,
+                                void (*cb)(const char *principal, void *), void *arg);
+
+/* --- app passwords (SPEC 2): per-device secrets; only their hash is stored --- */
+/* DIR_EXISTS when the mailbox has an app password with that label. */
+enum dir_status dir_app_password_add(struct directory *d, const char *address, const char *label,
+                                     const char *hash_hex);
+enum dir_status dir_app_password_revoke(struct directory *d, const char *address,
+                                        const char *label);
+enum dir_status dir_app_password_list(struct directory *d, const char *address,
+                                      void (*cb)(const struct dir_app_password *, void *),
+                                      void *arg);
 
 /* --- authentication policies (global, like Exchange Online's per-organization list) --- */
 enum dir_status dir_policy_add(struct directory *d, const char *name, bool allow_basic_smtp);

@@ -378,3 +378,25 @@ int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f
     }
     return el_finish(s, rc, rows);
 }
+
+int eventlog_accepted_since(struct eventlog *l, int64_t since_ms,
+                            void (*cb)(const char *user, int64_t time_ms, int recipients, void *),
+                            void *arg)
+{
+    static const char sql[] = "SELECT user, time_ms, recipients FROM submissions"
+                              " WHERE time_ms >= ?1 AND accepted = 1 AND stage = 'data'"
+                              " ORDER BY time_ms";
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(l->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(s, 1, since_ms);
+    int rows = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *user = sqlite3_column_text(s, 0);
+        cb(user ? (const char *)user : "", sqlite3_column_int64(s, 1), sqlite3_column_int(s, 2),
+           arg);
+        rows++;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? rows : -1;
+}

@@ -77,4 +77,10 @@ int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
 int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f,
                                void (*cb)(const struct submission_event *, void *), void *arg);
 
+/* Accepted messages (stage data) since since_ms, oldest first: the submission limits are rebuilt
+ * from these at start, so counters survive a restart. Returns the number of rows, or -1. */
+int eventlog_accepted_since(struct eventlog *l, int64_t since_ms,
+                            void (*cb)(const char *user, int64_t time_ms, int recipients, void *),
+                            void *arg);
+
 #endif

@@ -42,6 +42,13 @@ const struct reply_entry reply_catalogue[REPLY_COUNT] = {
     [REPLY_SEND_AS_DENIED] = {550, "5.7.60",
                               "Client does not have permissions to send as this sender"},
     [REPLY_TOO_MANY_RECIPIENTS] = {452, "4.5.3", "Too many recipients"},
+    [REPLY_SENDER_THREAD_LIMIT] = {432, "4.3.2",
+                                   "sender thread limit exceeded: too many sessions are "
+                                   "submitting for this mailbox at once"},
+    [REPLY_RATE_LIMITED] = {451, "4.7.0", "Message rate limit exceeded for this mailbox;"},
+    [REPLY_QUOTA_EXCEEDED] = {554, "5.2.0",
+                              "SubmissionQuotaExceeded; the mailbox has reached its limit of "
+                              "recipients in 24 hours"},
     [REPLY_SIZE_EXCEEDED] = {552, "5.3.4", "Message size exceeds fixed maximum message size"},
     [REPLY_DATA_BARE_LF] = {550, "5.6.0",
                             "Bare LF in message data; lines must end with CRLF (RFC 5321 2.3.8)"},

@@ -30,6 +30,9 @@ enum reply_id {
     REPLY_STARTTLS_FIRST,         /* 530 5.7.0 */
     REPLY_SEND_AS_DENIED,         /* 550 5.7.60 */
     REPLY_TOO_MANY_RECIPIENTS,    /* 452 4.5.3 */
+    REPLY_SENDER_THREAD_LIMIT,    /* 432 4.3.2 */
+    REPLY_RATE_LIMITED,           /* 451 4.7.0 (the text gets the seconds to wait) */
+    REPLY_QUOTA_EXCEEDED,         /* 554 5.2.0 */
     REPLY_SIZE_EXCEEDED,          /* 552 5.3.4 */
     REPLY_DATA_BARE_LF,           /* 550 5.6.0 */
     REPLY_DATA_BARE_CR,           /* 550 5.6.0 */

@@ -57,6 +57,24 @@ void sasl_begin(struct sasl_exchange *x, enum sasl_mech mech);
 enum sasl_status sasl_step(struct sasl_exchange *x, const uint8_t *resp, size_t len,
                            const uint8_t **challenge, size_t *challenge_len);
 
+/* XOAUTH2 (Google/Microsoft): one message "user=" USER ^A "auth=Bearer " TOKEN ^A ^A, or an
+ * empty initial response first (then the empty challenge). OAUTHBEARER (RFC 7628 3.1): GS2 header
+ * "n,a=USER," (the a= is required here: it names the mailbox), then ^A-separated key=value pairs
+ * with "auth=Bearer TOKEN" required ("host=" and "port=" optional), ending ^A ^A. For both, on
+ * SASL_DONE cred.authcid is the user and cred.secret the token. The "Bearer" scheme is matched
+ * case-insensitively; the token must be b64token characters (RFC 6750 2.1). */
+
+/* Pure decoders of one XOAUTH2 / OAUTHBEARER client message, used by sasl_step and directly by
+ * tests and fuzzers. Return false (and leave *out zeroed) when malformed. */
+bool sasl_xoauth2_decode(const uint8_t *msg, size_t len, struct sasl_credentials *out);
+bool sasl_oauthbearer_decode(const uint8_t *msg, size_t len, struct sasl_credentials *out);
+
+/* RFC 7628 3.2.2: the JSON error a server sends (as a 334 challenge) when OAUTHBEARER fails:
+ * {"status":"invalid_token","scope":SCOPE} (and "openid-configuration" when given). Returns its
+ * length (out is NUL-terminated), or 0 if it does not fit in cap (NUL included) or a value is not
+ * UTF-8. A NULL or empty scope or openid_url is left out. */
+size_t sasl_oauthbearer_error(char *out, size_t cap, const char *scope, const char *openid_url);
+
 /* Erases the secret (sodium_memzero) and the identities. */
 void sasl_wipe(struct sasl_exchange *x);
 

@@ -20,11 +20,14 @@
 
 #include "connlimit.h"
 #include "directory.h"
+#include "eventlog.h"
 #include "jobs.h"
+#include "jwks_cache.h"
 #include "logger.h"
 #include "logwriter.h"
 #include "loop.h"
 #include "password.h"
+#include "quota.h"
 #include "session.h"
 #include "spool.h"
 #include "tls.h"
@@ -310,6 +313,8 @@ static void *worker_init(void *arg)
     struct worker_ctx *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    w->jwks = s->jwks;
+    w->datadir = s->datadir;
     w->dir = directory_open(s->datadir, w->err, sizeof w->err);
     if (!w->dir)
         log_error("event=directory-open-failed reason=\"%s\"", w->err);
@@ -326,6 +331,27 @@ static void worker_fini(void *ctx)
 }
 
 /* ---- setup ---- */
+
+static void restore_one(const char *user, int64_t time_ms, int recipients, void *arg)
+{
+    quota_record(arg, user, recipients > 0 ? (unsigned)recipients : 0, time_ms);
+}
+
+/* The submission limits count what the last 24 hours accepted, before this start too. */
+static int server_restore_quota(struct server *s, char *err, size_t errlen)
+{
+    struct eventlog *l = eventlog_open(s->datadir, err, errlen);
+    if (!l)
+        return -1;
+    int n = eventlog_accepted_since(l, session_now_ms() - QUOTA_DAY_MS, restore_one, s->quota);
+    eventlog_close(l);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read the submission log to restore the limits");
+        return -1;
+    }
+    log_info("event=limits-restored messages=%d", n);
+    return 0;
+}
 
 struct server *server_new(const char *datadir, char *err, size_t errlen)
 {
@@ -372,6 +398,14 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
     if (!s->logw)
         goto fail;
     s->limits = connlimit_new();
+    s->quota = quota_new();
+    if (jwks_cache_global_init() != 0) {
+        snprintf(err, errlen, "cannot initialize libcurl");
+        goto fail;
+    }
+    s->jwks = jwks_cache_new(datadir);
+    if (!s->quota || !s->jwks || server_restore_quota(s, err, errlen) != 0)
+        goto fail;
     s->n_loops = cfg->io_threads;
     s->loops = calloc(s->n_loops, sizeof *s->loops);
     s->loop_sessions = calloc(s->n_loops, sizeof *s->loop_sessions);
@@ -520,6 +554,8 @@ void server_free(struct server *s)
     }
     logwriter_stop(s->logw);
     connlimit_free(s->limits);
+    quota_free(s->quota);
+    jwks_cache_free(s->jwks);
     free(s->loops);
     free(s->loop_sessions);
     runtime_release(s->rt);

@@ -17,6 +17,8 @@ struct jobs;
 struct spool;
 struct logwriter;
 struct connlimit;
+struct quota;
+struct jwks_cache;
 
 /* An immutable snapshot of configuration and TLS context; sessions hold a reference. */
 struct runtime {
@@ -49,6 +51,8 @@ struct server {
     struct spool *spool;
     struct logwriter *logw;
     struct connlimit *limits;
+    struct quota *quota;         /* per-mailbox submission limits */
+    struct jwks_cache *jwks;     /* OAuth token keys */
     atomic_bool stopping;
     atomic_int sessions;         /* live sessions */
     atomic_int in_transaction;   /* sessions between MAIL and the end of their transaction */
@@ -57,6 +61,8 @@ struct server {
 /* Per-worker context for jobs (its own database connections). */
 struct worker_ctx {
     struct directory *dir;
+    struct jwks_cache *jwks;    /* shared, thread-safe */
+    const char *datadir;
     char err[256];
 };
 

@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "connlimit.h"
+#include "quota.h"
 #include "logger.h"
 #include "logwriter.h"
 #include "loop.h"
@@ -210,6 +211,8 @@ static void session_free(struct session *s)
         event_free(s->idle_timer);
     if (s->counted_ip)
         connlimit_release(s->srv->limits, &s->client);
+    if (s->submitting)
+        quota_session_release(s->srv->quota, s->auth_user);
     atomic_fetch_sub(&s->listener->conns, 1);
     listener_release(s->listener);
     runtime_release(s->rt);
@@ -630,6 +633,10 @@ void session_shutdown_loop(struct server *srv, unsigned loop_idx, bool force)
 static void session_forget(struct session *s)
 {
     session_tx_reset(s);
+    if (s->submitting) {
+        quota_session_release(s->srv->quota, s->auth_user);
+        s->submitting = false;
+    }
     s->helo_seen = false;
     s->esmtp = false;
     s->helo[0] = '\0';
@@ -679,7 +686,7 @@ static void cmd_ehlo(struct session *s, const struct smtp_command *c)
     if (!s->tls)
         lines[n++] = "STARTTLS";
     if (auth && !s->authenticated)
-        lines[n++] = "AUTH PLAIN LOGIN";
+        lines[n++] = "AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER";
     for (size_t i = 0; i < n; i++)
         session_emit(s, 250, NULL, lines[i], NULL, i + 1 < n);
 }

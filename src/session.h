@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "data_decoder.h"
+#include "directory.h"
 #include "header_scan.h"
 #include "netmask.h"
 #include "protocol_limits.h"
@@ -91,6 +92,13 @@ struct session {
     struct sasl_exchange *sasl;
     char last_auth_error[320];  /* "535 5.7.139 Authentication unsuccessful, ..." */
     char last_auth_ref[REF_ID_LEN + 1];
+    struct dir_limits limits;   /* the authenticated mailbox's effective limits */
+    bool submitting;            /* counted in the mailbox's concurrent sessions (quota) */
+    /* OAUTHBEARER failure (RFC 7628 3.2.2): the JSON challenge was sent; the client's dummy
+     * response is answered with this reply and reference. */
+    bool oauth_failure_pending;
+    enum reply_id oauth_failure_reply;
+    char oauth_failure_ref[REF_ID_LEN + 1];
     /* BDAT chunk being read (its data must be consumed even when the command failed) */
     uint64_t chunk_remaining;
     bool chunk_last;

@@ -10,9 +10,13 @@
 
 #include <sodium.h>
 
+#include "app_password.h"
 #include "base64.h"
 #include "directory.h"
+#include "issuer.h"
 #include "jobs.h"
+#include "jwks_cache.h"
+#include "jwt.h"
 #include "logger.h"
 #include "logwriter.h"
 #include "password.h"
@@ -31,10 +35,14 @@ struct auth_job {
     bool client_known;
     /* results */
     bool tempfail;
+    bool token_failed;           /* OAuth: the token itself was refused (RFC 7628 error) */
     struct policy_decision d;
     char address[SMTP_PATH_MAX + 1]; /* the mailbox, normalized */
     char tenant[SMTP_DOMAIN_MAX + 1];
+    char scope[64];              /* the tenant's OAuth scope, for the RFC 7628 error */
+    char openid[300];            /* the issuer's openid-configuration URL, when it has one */
     int64_t mailbox_id;
+    struct dir_limits limits;
     char detail[256];
 };
 
@@ -90,25 +98,139 @@ static void auth_refuse(struct session *s, enum reply_id id, const char *gate, c
 
 /* ---- the decision, on a worker ---- */
 
-static void auth_detail(struct auth_job *j, const struct dir_auth_view *v, bool password_ok,
-                        bool authzid_ok)
+/* What the client proved, and how (for the decision and the sign-in log). */
+struct proof {
+    bool valid;
+    enum auth_kind kind;
+};
+
+/* PLAIN / LOGIN: the mailbox password, else one of its app passwords (SPEC 2). The argon2id
+ * verification runs whether or not the mailbox exists: the same work either way. */
+static struct proof prove_password(struct auth_job *j, struct worker_ctx *w,
+                                   const struct dir_auth_view *v)
 {
+    struct proof p = {false, AUTH_KIND_PASSWORD};
+    const char *hash = v->mailbox_found ? v->mailbox.password_hash : NULL;
+    bool password_ok = password_verify(hash, j->cred.secret, j->cred.secret_len);
+    if (password_ok && password_needs_rehash(hash)) {
+        /* A hash made at another cost (auth-memlimit changed, or made elsewhere) is redone at
+         * the current one, so that every stored hash costs what the dummy hash costs. */
+        char fresh[PASSWORD_HASH_MAX + 1];
+        if (password_hash(j->cred.secret, j->cred.secret_len, fresh) == 0 &&
+            dir_mailbox_set_password(w->dir, v->mailbox.address, fresh) == DIR_OK)
+            log_info("event=password-rehashed mailbox=%s", v->mailbox.address);
+        sodium_memzero(fresh, sizeof fresh);
+    }
+    int64_t app_id = 0;
+    if (!password_ok && v->mailbox_found) {
+        char h[APP_PASSWORD_HASH_HEX + 1];
+        app_password_hash(j->cred.secret, j->cred.secret_len, h);
+        if (dir_app_password_match(w->dir, v->mailbox.id, h, &app_id) == DIR_OK)
+            p.kind = AUTH_KIND_APP_PASSWORD;
+    }
+    bool authzid_ok = true;
+    if (j->cred.authzid[0]) {
+        char a[SMTP_PATH_MAX + 1], b[SMTP_PATH_MAX + 1];
+        authzid_ok = smtp_address_normalize(j->cred.authzid, a, sizeof a) &&
+                     smtp_address_normalize(j->cred.authcid, b, sizeof b) && strcmp(a, b) == 0;
+    }
+    p.valid = (password_ok || app_id) && authzid_ok && v->mailbox_found;
     if (!v->tenant_found)
         snprintf(j->detail, sizeof j->detail, "no tenant has this domain");
     else if (!v->mailbox_found)
         snprintf(j->detail, sizeof j->detail, "no such mailbox");
-    else if (!v->mailbox.password_hash[0])
+    else if (!v->mailbox.password_hash[0] && !app_id)
         snprintf(j->detail, sizeof j->detail, "the mailbox has no password set");
-    else if (!password_ok)
+    else if (!password_ok && !app_id)
         snprintf(j->detail, sizeof j->detail, "wrong password");
     else if (!authzid_ok)
         snprintf(j->detail, sizeof j->detail,
                  "authorization identity differs from the user (not permitted)");
-    else if (j->d.gate == GATE_BASIC_POLICY || j->d.policy_name)
-        snprintf(j->detail, sizeof j->detail, "policy=%s",
-                 j->d.policy_name ? j->d.policy_name : "-");
-    else if (j->d.gate == GATE_ACCESS_RULE)
-        snprintf(j->detail, sizeof j->detail, "rule=%lld", (long long)j->d.rule_id);
+    else if (app_id)
+        snprintf(j->detail, sizeof j->detail, "credential=app-password id=%lld",
+                 (long long)app_id);
+    else
+        snprintf(j->detail, sizeof j->detail, "credential=password");
+    if (p.valid && app_id)
+        dir_app_password_touch(w->dir, app_id, session_now_ms() / 1000);
+    return p;
+}
+
+/* XOAUTH2 / OAUTHBEARER: the bearer token (SPEC 5), and whether its identity may act as the
+ * SASL user. Sets j->tempfail when the keys cannot be had. */
+static struct proof prove_token(struct auth_job *j, struct worker_ctx *w,
+                                const struct dir_auth_view *v, struct jwks_cache *cache,
+                                const char *datadir)
+{
+    (void)datadir;
+    struct proof p = {false, AUTH_KIND_OAUTH};
+    if (!v->tenant_found || !v->mailbox_found) {
+        snprintf(j->detail, sizeof j->detail, "%s",
+                 v->tenant_found ? "no such mailbox" : "no tenant has this domain");
+        j->token_failed = true;
+        return p;
+    }
+    const struct dir_tenant *t = &v->tenant;
+    snprintf(j->scope, sizeof j->scope, "%s", t->oauth_scope[0] ? t->oauth_scope : "SMTP.Send");
+    if (strncmp(t->oauth_issuer, "https://", 8) == 0)
+        snprintf(j->openid, sizeof j->openid, "%s%s.well-known/openid-configuration",
+                 t->oauth_issuer,
+                 t->oauth_issuer[strlen(t->oauth_issuer) - 1] == '/' ? "" : "/");
+    const char *token = (const char *)j->cred.secret;
+    size_t len = j->cred.secret_len;
+    enum jwt_alg alg = JWT_ALG_NONE;
+    char kid[JWT_KID_MAX + 1] = "";
+    enum jwt_error e = jwt_peek(token, len, &alg, kid);
+    struct jwt_claims claims;
+    memset(&claims, 0, sizeof claims);
+    if (e == JWT_OK) {
+        char err[256];
+        struct jwks_ref *keys =
+            jwks_cache_get(cache, t->domain, t->oauth_jwks, kid, session_now_ms() / 1000, err,
+                           sizeof err);
+        if (!keys) {
+            j->tempfail = true;
+            snprintf(j->detail, sizeof j->detail, "token keys unavailable: %s", err);
+            return p;
+        }
+        char issuer[300];
+        if (t->oauth_issuer[0])
+            snprintf(issuer, sizeof issuer, "%s", t->oauth_issuer);
+        else
+            issuer_name(t->domain, issuer, sizeof issuer);
+        struct jwt_expect expect = {
+            .issuer = issuer,
+            .audience = t->oauth_audience[0] ? t->oauth_audience : ISSUER_DEFAULT_AUDIENCE,
+            .scope = j->scope,
+            .app_role = "SMTP.SendAsApp",
+            .identity_claim = t->oauth_identity_claim[0] ? t->oauth_identity_claim : NULL,
+            .now = session_now_ms() / 1000,
+            .skew = JWT_SKEW_MAX,
+        };
+        e = jwt_verify(token, len, jwks_ref_keys(keys), &expect, &claims);
+        jwks_ref_release(keys);
+    }
+    char who[64];
+    snprintf(who, sizeof who, "%.60s", claims.iss);
+    if (e != JWT_OK) {
+        j->token_failed = true;
+        snprintf(j->detail, sizeof j->detail, "token=%s iss=%s kid=%s sub=%.60s",
+                 jwt_error_name(e), who[0] ? who : "-", kid[0] ? kid : "-",
+                 claims.sub[0] ? claims.sub : "-");
+        return p;
+    }
+    char principal[SMTP_PATH_MAX + 1];
+    if (!smtp_address_normalize(claims.identity, principal, sizeof principal))
+        snprintf(principal, sizeof principal, "%s", claims.identity);
+    bool self = strcmp(principal, v->mailbox.address) == 0;
+    bool granted = !self && dir_may_act_as(w->dir, v->mailbox.id, principal) == DIR_OK;
+    p.valid = self || granted;
+    if (!p.valid)
+        j->token_failed = true;
+    snprintf(j->detail, sizeof j->detail, "%s principal=%.80s iss=%s kid=%s%s",
+             p.valid ? "token=ok" : "token=principal-not-permitted", principal, who,
+             kid[0] ? kid : "-", granted ? " (delegated)" : "");
+    return p;
 }
 
 static void auth_work(void *job, void *ctx)
@@ -116,43 +238,25 @@ static void auth_work(void *job, void *ctx)
     struct auth_job *j = job;
     struct worker_ctx *w = ctx;
     struct dir_auth_view *v = calloc(1, sizeof *v);
-    if (!w || !w->dir || !v) {
+    if (!w || !w->dir || !v || dir_auth_view(w->dir, j->cred.authcid, v) != DIR_OK) {
         j->tempfail = true;
-        snprintf(j->detail, sizeof j->detail, "directory unavailable");
-        password_verify(NULL, j->cred.secret, j->cred.secret_len);
+        snprintf(j->detail, sizeof j->detail, "directory: %s",
+                 w && w->dir ? dir_error(w->dir) : "unavailable");
+        if (sasl_mech_is_basic(j->mech))
+            password_verify(NULL, j->cred.secret, j->cred.secret_len);
         sodium_memzero(&j->cred, sizeof j->cred);
         free(v);
         return;
     }
-    if (dir_auth_view(w->dir, j->cred.authcid, v) != DIR_OK) {
-        j->tempfail = true;
-        snprintf(j->detail, sizeof j->detail, "directory: %s", dir_error(w->dir));
-        password_verify(NULL, j->cred.secret, j->cred.secret_len);
-        sodium_memzero(&j->cred, sizeof j->cred);
-        free(v);
-        return;
-    }
-    const char *hash = v->mailbox_found ? v->mailbox.password_hash : NULL;
-    bool password_ok = password_verify(hash, j->cred.secret, j->cred.secret_len);
-    bool authzid_ok = true;
-    if (j->cred.authzid[0]) {
-        char a[SMTP_PATH_MAX + 1], b[SMTP_PATH_MAX + 1];
-        authzid_ok = smtp_address_normalize(j->cred.authzid, a, sizeof a) &&
-                     smtp_address_normalize(j->cred.authcid, b, sizeof b) && strcmp(a, b) == 0;
-    }
-    /* A hash made at another cost (auth-memlimit changed, or made elsewhere) is redone at the
-     * current one on a successful login, so that every stored hash costs what the dummy hash
-     * costs and timing cannot tell a known user from an unknown one. */
-    if (password_ok && password_needs_rehash(hash)) {
-        char fresh[PASSWORD_HASH_MAX + 1];
-        if (password_hash(j->cred.secret, j->cred.secret_len, fresh) == 0 &&
-            dir_mailbox_set_password(w->dir, v->mailbox.address, fresh) == DIR_OK)
-            log_info("event=password-rehashed mailbox=%s", v->mailbox.address);
-        sodium_memzero(fresh, sizeof fresh);
-    }
+    struct proof p = sasl_mech_is_basic(j->mech)
+                         ? prove_password(j, w, v)
+                         : prove_token(j, w, v, w->jwks, w->datadir);
     sodium_memzero(j->cred.secret, sizeof j->cred.secret);
     j->cred.secret_len = 0;
-
+    if (j->tempfail) {
+        free(v);
+        return;
+    }
     struct policy_rule rules[DIR_RULES_MAX];
     static _Thread_local struct netmask nets[DIR_RULES_MAX][DIR_RULE_NETS_MAX];
     size_t n_rules = 0;
@@ -163,11 +267,11 @@ static void auth_work(void *job, void *ctx)
         .cleartext_auth_allowed = j->cleartext_allowed,
         .client_known = j->client_known,
         .client = j->client,
-        .kind = AUTH_KIND_PASSWORD,
+        .kind = p.kind,
         .kind_known = true,
         .locked_out = false,
         .credentials_known = true,
-        .credentials_valid = password_ok && authzid_ok && v->mailbox_found,
+        .credentials_valid = p.valid,
         .tenant_smtp_auth = v->tenant.smtp_auth,
         .tenant_security_defaults = v->tenant.security_defaults,
         .tenant_app_passwords = v->tenant.app_passwords,
@@ -182,14 +286,31 @@ static void auth_work(void *job, void *ctx)
         .reply_generic = v->tenant_found && v->tenant.reply_detail == REPLY_DETAIL_GENERIC,
     };
     j->d = policy_decide(&in, NULL);
-    /* policy_name points into *v: keep a copy in detail before v goes away */
-    auth_detail(j, v, password_ok, authzid_ok);
-    j->d.policy_name = NULL;
+    if (j->d.allowed || j->d.gate != GATE_CREDENTIALS)
+        j->token_failed = false; /* a gate after the token decided: no RFC 7628 error */
+    if (j->d.gate == GATE_BASIC_POLICY && j->d.policy_name)
+        snprintf(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail),
+                 " policy=%s", j->d.policy_name);
+    else if (j->d.gate == GATE_ACCESS_RULE)
+        snprintf(j->detail + strlen(j->detail), sizeof j->detail - strlen(j->detail),
+                 " rule=%lld", (long long)j->d.rule_id);
+    j->d.policy_name = NULL; /* points into *v */
     if (v->tenant_found)
         snprintf(j->tenant, sizeof j->tenant, "%s", v->tenant.domain);
     if (v->mailbox_found) {
         snprintf(j->address, sizeof j->address, "%s", v->mailbox.address);
         j->mailbox_id = v->mailbox.id;
+        dir_effective_limits(v, &j->limits);
+        /* SPEC 4 defaults where the directory has none */
+        static const struct dir_limits spec = {3, 30, 10000, 500};
+        if (!j->limits.sessions)
+            j->limits.sessions = spec.sessions;
+        if (!j->limits.messages_per_minute)
+            j->limits.messages_per_minute = spec.messages_per_minute;
+        if (!j->limits.recipients_per_day)
+            j->limits.recipients_per_day = spec.recipients_per_day;
+        if (!j->limits.recipients_per_message)
+            j->limits.recipients_per_message = spec.recipients_per_message;
     }
     free(v);
 }
@@ -215,10 +336,31 @@ static void auth_done(void *job)
         snprintf(s->auth_user, sizeof s->auth_user, "%s", j->address);
         snprintf(s->tenant, sizeof s->tenant, "%s", j->tenant);
         s->mailbox_id = j->mailbox_id;
+        s->limits = j->limits;
         s->last_auth_error[0] = '\0';
         s->last_auth_ref[0] = '\0';
         auth_log(s, mech, j->cred.authcid, true, "none", policy_level_name(j->d.level),
                  REPLY_AUTH_OK, REPLY_AUTH_OK, NULL, j->tenant, j->detail);
+    } else if (j->token_failed && j->mech == SASL_MECH_OAUTHBEARER) {
+        /* RFC 7628 3.2.2: the error as a challenge; the client answers %x01, then 535. */
+        char json[512], b64[1024];
+        size_t n = sasl_oauthbearer_error(json, sizeof json, j->scope[0] ? j->scope : NULL,
+                                          j->openid[0] ? j->openid : NULL);
+        reply_new_id(ref);
+        if (n == 0 || b64_encode((const uint8_t *)json, n, b64, sizeof b64) == 0)
+            b64[0] = '\0';
+        session_reply_text(s, 334, NULL, b64, false);
+        s->oauth_failure_pending = true;
+        s->oauth_failure_reply = j->d.reply;
+        snprintf(s->oauth_failure_ref, sizeof s->oauth_failure_ref, "%s", ref);
+        auth_log(s, mech, j->cred.authcid, false, policy_gate_name(j->d.gate),
+                 policy_level_name(j->d.level), j->d.reply, j->d.reason, ref, j->tenant,
+                 j->detail);
+        sodium_memzero(j, sizeof *j);
+        free(j);
+        s->state = SESSION_SASL; /* before resuming: the next line is the client's answer */
+        session_resume(s);
+        return;
     } else {
         session_reply(s, j->d.reply, NULL, ref);
         const struct reply_entry *e = &reply_catalogue[j->d.reply];
@@ -303,8 +445,28 @@ static void auth_response(struct session *s, const char *text, size_t len)
     free(buf);
 }
 
+/* The last reply of a failed OAUTHBEARER exchange, after the client's dummy response. */
+static void auth_oauth_failure_final(struct session *s)
+{
+    s->oauth_failure_pending = false;
+    s->state = SESSION_COMMAND;
+    char ref[REF_ID_LEN + 1];
+    snprintf(ref, sizeof ref, "%s", s->oauth_failure_ref);
+    session_reply(s, s->oauth_failure_reply, NULL, ref);
+    const struct reply_entry *e = &reply_catalogue[s->oauth_failure_reply];
+    snprintf(s->last_auth_error, sizeof s->last_auth_error, "%d %s %s", e->code, e->enhanced,
+             e->text);
+    snprintf(s->last_auth_ref, sizeof s->last_auth_ref, "%s", ref);
+}
+
 void auth_sasl_line(struct session *s, const char *line, size_t len)
 {
+    if (s->oauth_failure_pending) {
+        (void)line;
+        (void)len;
+        auth_oauth_failure_final(s);
+        return;
+    }
     if (len == 1 && line[0] == '*') {
         auth_refuse(s, REPLY_AUTH_CANCELLED, "cancelled", s->sasl->cred.authcid);
         return;
@@ -335,7 +497,7 @@ void cmd_auth(struct session *s, const struct smtp_command *c)
     while (mlen < c->arg_len && c->arg[mlen] != ' ')
         mlen++;
     enum sasl_mech mech = sasl_mech_from_name(c->arg, mlen);
-    if (mech != SASL_MECH_PLAIN && mech != SASL_MECH_LOGIN) {
+    if (mech == SASL_MECH_NONE) {
         auth_refuse(s, mlen ? REPLY_AUTH_UNRECOGNIZED : REPLY_SYNTAX, "mechanism", NULL);
         return;
     }

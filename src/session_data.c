@@ -17,6 +17,7 @@
 #include "directory.h"
 #include "jobs.h"
 #include "logger.h"
+#include "quota.h"
 #include "loop.h"
 #include "server.h"
 #include "session.h"
@@ -27,6 +28,9 @@
 struct commit_job {
     struct session *s;
     struct loop *loop;
+    struct quota *quota;
+    char user[SMTP_PATH_MAX + 1];
+    unsigned recipients;
     char queue_id[QUEUE_ID_LEN + 1];
     int err;
 };
@@ -191,8 +195,11 @@ static void commit_done(void *arg)
 {
     struct commit_job *j = arg;
     struct session *s = j->s;
-    if (j->err == 0)
+    if (j->err == 0) {
+        /* counted even when the client is gone: the message is queued */
+        quota_record(j->quota, j->user, j->recipients, session_now_ms());
         log_info("queue=%s event=queued session=%s", j->queue_id, s->id);
+    }
     if (!session_job_done(s)) {
         free(j);
         return;
@@ -232,6 +239,9 @@ static void tx_commit(struct session *s)
     }
     j->s = s;
     j->loop = s->loop;
+    j->quota = s->srv->quota;
+    snprintf(j->user, sizeof j->user, "%s", s->auth_user);
+    j->recipients = (unsigned)tx->n_rcpts;
     snprintf(j->queue_id, sizeof j->queue_id, "%s", spool_file_id(tx->file));
     struct spool_file *f = tx->file;
     tx->file = NULL;

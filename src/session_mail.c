@@ -11,6 +11,7 @@
 #include "jobs.h"
 #include "logger.h"
 #include "logwriter.h"
+#include "quota.h"
 #include "server.h"
 #include "session.h"
 
@@ -138,6 +139,23 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
         mail_refuse(s, "mail", REPLY_SIZE_EXCEEDED, NULL, args.address);
         return;
     }
+    /* SPEC 4 limits: sessions submitting at once, then messages a minute. */
+    if (!s->submitting) {
+        if (!quota_session_acquire(s->srv->quota, s->auth_user, s->limits.sessions)) {
+            mail_refuse(s, "mail", REPLY_SENDER_THREAD_LIMIT, NULL, args.address);
+            return;
+        }
+        s->submitting = true;
+    }
+    unsigned wait = quota_message_wait(s->srv->quota, s->auth_user,
+                                       s->limits.messages_per_minute, session_now_ms());
+    if (wait > 0) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "at most %u messages a minute; try again in %u seconds",
+                 s->limits.messages_per_minute, wait);
+        mail_refuse(s, "mail", REPLY_RATE_LIMITED, extra, args.address);
+        return;
+    }
     char normalized[SMTP_PATH_MAX + 1];
     /* The null sender (bounces, receipts) names no one, so there is no one to impersonate. */
     if (args.address[0] == '\0' ||
@@ -175,8 +193,18 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         mail_refuse(s, "rcpt", param_reply(st, false), NULL, NULL);
         return;
     }
-    if (tx->n_rcpts >= s->rt->cfg.max_recipients) {
+    unsigned per_message = s->rt->cfg.max_recipients;
+    if (s->limits.recipients_per_message && s->limits.recipients_per_message < per_message)
+        per_message = s->limits.recipients_per_message;
+    if (tx->n_rcpts >= per_message) {
         mail_refuse(s, "rcpt", REPLY_TOO_MANY_RECIPIENTS, NULL, args.address);
+        return;
+    }
+    unsigned today = quota_recipients_today(s->srv->quota, s->auth_user, session_now_ms());
+    if (today + tx->n_rcpts + 1 > s->limits.recipients_per_day) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "(%u)", s->limits.recipients_per_day);
+        mail_refuse(s, "rcpt", REPLY_QUOTA_EXCEEDED, extra, args.address);
         return;
     }
     if (tx->n_rcpts == tx->cap_rcpts) {
