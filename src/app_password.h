@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define APP_PASSWORD_LEN 20      /* characters of the secret (base32 lower case, no padding) */
+#define APP_PASSWORD_LEN 20 /* characters of the secret (base32 lower case, no padding) */
 #define APP_PASSWORD_HASH_HEX 64
 
 /* A new secret: APP_PASSWORD_LEN characters from libsodium's randombytes, NUL-terminated. */

@@ -1,10 +1,12 @@
 /* directory_admin.c: owns the administrative side of the SQLite directory backend (directory.h):
- * adding, changing, listing and removing tenants, accepted domains, mailboxes, aliases,
- * authentication policies and access rules, with every key and value validated on the way in
- * (SPEC section 2 settings and defaults). Each change is one write transaction that also bumps
- * the generation counter. Addresses per RFC 5321 4.1.2, networks per RFC 4632 / RFC 4291.
- * List callbacks run while the list's statement is active: a callback may call other directory
- * functions on the same connection, but not the same list function again. */
+ * adding, changing, listing and removing tenants (with their OAuth settings and submission
+ * limits), accepted domains, mailboxes, aliases, authentication policies and access rules, with
+ * every key and value validated on the way in (SPEC sections 2, 4 and 5; the checks of the new
+ * OAuth and limit values are in directory_grants.c). Grants and app passwords are in
+ * directory_grants.c. Each change is one write transaction that also bumps the generation counter.
+ * Addresses per RFC 5321 4.1.2, networks per RFC 4632 / RFC 4291. List callbacks run while the
+ * list's statement is active: a callback may call other directory functions on the same connection,
+ * but not the same list function again. */
 #include "directory.h"
 
 #include <stdio.h>
@@ -116,6 +118,69 @@ enum dir_status dir_tenant_get(struct directory *d, const char *domain, struct d
     return tenant_required(d, dom, out);
 }
 
+/* The tenant settings: each key is a parameter of ST_TENANT_UPDATE (NULL leaves a column). */
+enum tenant_kind { TK_SWITCH, TK_POLICY, TK_DETAIL, TK_TEXT, TK_LIMIT };
+
+static const struct tenant_key {
+    const char *key;
+    int param;
+    enum tenant_kind kind;
+    enum dir_status (*check)(struct directory *, const char *, char *, size_t); /* TK_TEXT */
+    size_t cap;                                                                 /* TK_TEXT */
+} tenant_keys[] = {
+    {"smtp-auth", 2, TK_SWITCH, NULL, 0},
+    {"security-defaults", 3, TK_SWITCH, NULL, 0},
+    {"app-passwords", 4, TK_SWITCH, NULL, 0},
+    {"default-policy", 5, TK_POLICY, NULL, 0},
+    {"reply-detail", 6, TK_DETAIL, NULL, 0},
+    {"issuer", 7, TK_TEXT, dsql_check_issuer, sizeof((struct dir_tenant *)0)->oauth_issuer},
+    {"jwks", 8, TK_TEXT, dsql_check_jwks, sizeof((struct dir_tenant *)0)->oauth_jwks},
+    {"audience", 9, TK_TEXT, dsql_check_audience, sizeof((struct dir_tenant *)0)->oauth_audience},
+    {"scope", 10, TK_TEXT, dsql_check_scope, sizeof((struct dir_tenant *)0)->oauth_scope},
+    {"identity-claim", 11, TK_TEXT, dsql_check_claim,
+     sizeof((struct dir_tenant *)0)->oauth_identity_claim},
+    {"max-sessions", 12, TK_LIMIT, NULL, 0},
+    {"messages-per-minute", 13, TK_LIMIT, NULL, 0},
+    {"recipients-per-day", 14, TK_LIMIT, NULL, 0},
+    {"recipients-per-message", 15, TK_LIMIT, NULL, 0},
+};
+
+/* Binds the key's validated value to s; DIR_INVALID (or a lookup's status) when it is bad. */
+static enum dir_status tenant_bind(struct directory *d, sqlite3_stmt *s, const struct tenant_key *k,
+                                   const char *value)
+{
+    struct dir_policy p;
+    char text[DIR_TEXT_MAX];
+    unsigned limit;
+    int on;
+    enum dir_status st = DIR_OK;
+    switch (k->kind) {
+    case TK_SWITCH:
+        if ((on = parse_bool(value, "on", "off")) < 0)
+            return dsql_invalid(d, "value must be on or off");
+        sqlite3_bind_int(s, k->param, on);
+        break;
+    case TK_POLICY:
+        if ((st = policy_existing(d, value, &p)) == DIR_OK)
+            sqlite3_bind_text(s, k->param, p.name, -1, SQLITE_TRANSIENT);
+        break;
+    case TK_DETAIL:
+        if ((on = parse_bool(value, "full", "generic")) < 0)
+            return dsql_invalid(d, "value must be full or generic");
+        dsql_bind_text(s, k->param, on ? "full" : "generic");
+        break;
+    case TK_TEXT:
+        if ((st = k->check(d, value, text, k->cap)) == DIR_OK)
+            sqlite3_bind_text(s, k->param, text, -1, SQLITE_TRANSIENT);
+        break;
+    case TK_LIMIT:
+        if ((st = dsql_check_limit(d, value, false, &limit)) == DIR_OK)
+            sqlite3_bind_int64(s, k->param, limit);
+        break;
+    }
+    return st;
+}
+
 static enum dir_status tenant_set_tx(struct directory *d, const char *domain, const char *key,
                                      const char *value)
 {
@@ -123,44 +188,23 @@ static enum dir_status tenant_set_tx(struct directory *d, const char *domain, co
     enum dir_status st = tenant_required(d, domain, &t);
     if (st != DIR_OK)
         return st;
-    sqlite3_stmt *s = dsql_stmt(d, ST_TENANT_UPDATE);
-    sqlite3_bind_int64(s, 1, t.id);
-    int column = 0; /* the statement's parameter for the key */
-    int on = -1;
-    struct dir_policy p;
-    if (strcmp(key, "smtp-auth") == 0)
-        column = 2;
-    else if (strcmp(key, "security-defaults") == 0)
-        column = 3;
-    else if (strcmp(key, "app-passwords") == 0)
-        column = 4;
-    if (column != 0) {
-        on = parse_bool(value, "on", "off");
-        if (on < 0) {
-            dsql_finish(s);
-            return dsql_invalid(d, "value must be on or off");
-        }
-        sqlite3_bind_int(s, column, on);
-    } else if (strcmp(key, "default-policy") == 0) {
-        st = policy_existing(d, value, &p);
-        if (st != DIR_OK) {
-            dsql_finish(s);
-            return st;
-        }
-        dsql_bind_text(s, 5, p.name);
-    } else if (strcmp(key, "reply-detail") == 0) {
-        on = parse_bool(value, "full", "generic");
-        if (on < 0) {
-            dsql_finish(s);
-            return dsql_invalid(d, "value must be full or generic");
-        }
-        dsql_bind_text(s, 6, on ? "full" : "generic");
-    } else {
-        dsql_finish(s);
+    const struct tenant_key *k = NULL;
+    for (size_t i = 0; i < sizeof tenant_keys / sizeof tenant_keys[0] && k == NULL; i++)
+        if (strcmp(key, tenant_keys[i].key) == 0)
+            k = &tenant_keys[i];
+    if (k == NULL)
         return dsql_invalid(d,
                             "unknown tenant setting '%.100s' (smtp-auth, security-defaults, "
-                            "app-passwords, default-policy, reply-detail)",
+                            "app-passwords, default-policy, reply-detail, issuer, jwks, audience, "
+                            "scope, identity-claim, max-sessions, messages-per-minute, "
+                            "recipients-per-day, recipients-per-message)",
                             key);
+    sqlite3_stmt *s = dsql_stmt(d, ST_TENANT_UPDATE);
+    sqlite3_bind_int64(s, 1, t.id);
+    st = tenant_bind(d, s, k, value);
+    if (st != DIR_OK) {
+        dsql_finish(s);
+        return st;
     }
     return dsql_run(d, s, "changing a tenant");
 }
@@ -349,15 +393,27 @@ enum dir_status dir_mailbox_get(struct directory *d, const char *address, struct
     return dsql_mailbox_load(d, addr, out);
 }
 
+/* The mailbox limits: parameters 5-8 of ST_MAILBOX_UPDATE (0 = inherit). */
+static const char *const mailbox_limit_keys[] = {"max-sessions", "messages-per-minute",
+                                                 "recipients-per-day", "recipients-per-message"};
+
 static enum dir_status mailbox_set_tx(struct directory *d, const char *address, const char *key,
                                       const char *value)
 {
     struct dir_mailbox m;
     struct dir_policy p;
+    unsigned limit = 0;
+    int limit_param = 0;
     enum dir_status st = dsql_mailbox_load(d, address, &m);
     if (st != DIR_OK)
         return st;
-    if (strcmp(key, "smtp-auth") == 0) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(key, mailbox_limit_keys[i]) == 0)
+            limit_param = 5 + i;
+    if (limit_param != 0) {
+        if ((st = dsql_check_limit(d, value, true, &limit)) != DIR_OK)
+            return st;
+    } else if (strcmp(key, "smtp-auth") == 0) {
         if (value == NULL || (strcasecmp(value, "on") != 0 && strcasecmp(value, "off") != 0 &&
                               strcasecmp(value, "inherit") != 0))
             return dsql_invalid(d, "value must be on, off or inherit");
@@ -368,12 +424,17 @@ static enum dir_status mailbox_set_tx(struct directory *d, const char *address, 
         if (parse_bool(value, "yes", "no") < 0)
             return dsql_invalid(d, "value must be yes or no");
     } else {
-        return dsql_invalid(d, "unknown mailbox setting '%.100s' (smtp-auth, policy, enabled)",
+        return dsql_invalid(d,
+                            "unknown mailbox setting '%.100s' (smtp-auth, policy, enabled, "
+                            "max-sessions, messages-per-minute, recipients-per-day, "
+                            "recipients-per-message)",
                             key);
     }
     sqlite3_stmt *s = dsql_stmt(d, ST_MAILBOX_UPDATE);
     sqlite3_bind_int64(s, 1, m.id);
-    if (strcmp(key, "smtp-auth") == 0)
+    if (limit_param != 0)
+        sqlite3_bind_int64(s, limit_param, limit);
+    else if (strcmp(key, "smtp-auth") == 0)
         dsql_bind_text(s, 3,
                        strcasecmp(value, "on") == 0    ? "on"
                        : strcasecmp(value, "off") == 0 ? "off"
@@ -435,9 +496,16 @@ static enum dir_status mailbox_remove_tx(struct directory *d, const char *addres
     enum dir_status st = dsql_mailbox_load(d, address, &m);
     if (st != DIR_OK)
         return st;
-    sqlite3_stmt *s = dsql_stmt(d, ST_MAILBOX_DELETE);
+    /* send-as grants TO it or its aliases go; those it holds, its aliases, access grants and
+     * app passwords cascade with the row */
+    sqlite3_stmt *s = dsql_stmt(d, ST_SEND_AS_DROP_TARGET);
+    dsql_bind_text(s, 1, m.address);
+    sqlite3_bind_int64(s, 2, m.id);
+    if ((st = dsql_run(d, s, "removing send-as grants to a mailbox")) != DIR_OK)
+        return st;
+    s = dsql_stmt(d, ST_MAILBOX_DELETE);
     sqlite3_bind_int64(s, 1, m.id);
-    return dsql_run(d, s, "removing a mailbox"); /* its aliases go with it (ON DELETE CASCADE) */
+    return dsql_run(d, s, "removing a mailbox");
 }
 
 enum dir_status dir_mailbox_remove(struct directory *d, const char *address)
@@ -541,7 +609,11 @@ static enum dir_status alias_remove_tx(struct directory *d, const char *alias)
     enum dir_status st = dsql_run(d, s, "removing an alias");
     if (st == DIR_OK && sqlite3_changes(d->db) == 0)
         return DIR_NOTFOUND;
-    return st;
+    if (st != DIR_OK)
+        return st;
+    s = dsql_stmt(d, ST_SEND_AS_DROP_TARGET); /* grants to send as it go with it */
+    dsql_bind_text(s, 1, alias);
+    return dsql_run(d, s, "removing send-as grants to an alias");
 }
 
 enum dir_status dir_alias_remove(struct directory *d, const char *alias)

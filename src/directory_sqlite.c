@@ -1,10 +1,11 @@
 /* directory_sqlite.c: owns the SQLite backend of the directory (directory.h) in DIR/directory.db:
  * the connection, the versioned schema and its migrations, the prepared statements, validation
- * helpers, row loaders, the generation counter, and the one-snapshot read that every AUTH does
- * (dir_auth_view). The administrative writes are in directory_admin.c.
- * Addresses are RFC 5321 4.1.2 mailboxes (RFC 6531 local parts allowed), domains RFC 1035 /
- * RFC 5321 4.1.2 names, networks RFC 4632 / RFC 4291. The schema is documented in
- * docs/directory.md. One connection per thread; every statement is prepared once per connection
+ * helpers (names, addresses), row loaders, the generation counter, the one-snapshot read that
+ * every AUTH does (dir_auth_view) and the other reads the server makes (send-as, act-as, app
+ * passwords, effective limits). The administrative writes are in directory_admin.c and
+ * directory_grants.c. Addresses are RFC 5321 4.1.2 mailboxes (RFC 6531 local parts allowed),
+ * domains RFC 1035 / RFC 5321 4.1.2 names, networks RFC 4632 / RFC 4291. The schema is documented
+ * in docs/directory.md. One connection per thread; every statement is prepared once per connection
  * and reset after each use. */
 #include "directory.h"
 #include "directory_sqlite_int.h"
@@ -73,15 +74,60 @@ static const char *const dir_migrations[] = {
     "CREATE INDEX rules_tenant ON rules(tenant_id, position);"
     "CREATE TABLE generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);"
     "INSERT INTO generation (id, value) VALUES (1, 0);",
+    /* 2: OAuth settings and submission limits (tenants; NULL = inherit in mailboxes), send-as
+     * and access grants, app passwords */
+    "ALTER TABLE tenants ADD COLUMN oauth_issuer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tenants ADD COLUMN oauth_jwks TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE tenants ADD COLUMN oauth_audience TEXT NOT NULL DEFAULT 'submitd';"
+    "ALTER TABLE tenants ADD COLUMN oauth_scope TEXT NOT NULL DEFAULT 'SMTP.Send';"
+    "ALTER TABLE tenants ADD COLUMN oauth_identity_claim TEXT NOT NULL DEFAULT ''"
+    " CHECK (oauth_identity_claim IN ('', 'email', 'upn', 'preferred_username'));"
+    "ALTER TABLE tenants ADD COLUMN max_sessions INTEGER NOT NULL DEFAULT 3"
+    " CHECK (max_sessions BETWEEN 1 AND 1000000);"
+    "ALTER TABLE tenants ADD COLUMN messages_per_minute INTEGER NOT NULL DEFAULT 30"
+    " CHECK (messages_per_minute BETWEEN 1 AND 1000000);"
+    "ALTER TABLE tenants ADD COLUMN recipients_per_day INTEGER NOT NULL DEFAULT 10000"
+    " CHECK (recipients_per_day BETWEEN 1 AND 1000000);"
+    "ALTER TABLE tenants ADD COLUMN recipients_per_message INTEGER NOT NULL DEFAULT 500"
+    " CHECK (recipients_per_message BETWEEN 1 AND 1000000);"
+    "ALTER TABLE mailboxes ADD COLUMN max_sessions INTEGER"
+    " CHECK (max_sessions BETWEEN 1 AND 1000000);"
+    "ALTER TABLE mailboxes ADD COLUMN messages_per_minute INTEGER"
+    " CHECK (messages_per_minute BETWEEN 1 AND 1000000);"
+    "ALTER TABLE mailboxes ADD COLUMN recipients_per_day INTEGER"
+    " CHECK (recipients_per_day BETWEEN 1 AND 1000000);"
+    "ALTER TABLE mailboxes ADD COLUMN recipients_per_message INTEGER"
+    " CHECK (recipients_per_message BETWEEN 1 AND 1000000);"
+    "CREATE TABLE send_as ("
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " address TEXT NOT NULL,"
+    " PRIMARY KEY (mailbox_id, address)) WITHOUT ROWID;"
+    "CREATE INDEX send_as_address ON send_as(address);"
+    "CREATE TABLE access ("
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " principal TEXT NOT NULL COLLATE NOCASE,"
+    " PRIMARY KEY (mailbox_id, principal)) WITHOUT ROWID;"
+    "CREATE TABLE app_passwords ("
+    " id INTEGER PRIMARY KEY,"
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,"
+    " label TEXT NOT NULL COLLATE NOCASE,"
+    " hash TEXT NOT NULL CHECK (length(hash) = 64),"
+    " created INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (mailbox_id, label),"
+    " UNIQUE (mailbox_id, hash));",
 };
 #define DIR_MIGRATIONS (int)(sizeof dir_migrations / sizeof dir_migrations[0])
 
 #define TENANT_COLS                                                                                \
     "t.id, t.domain, t.smtp_auth, t.security_defaults, t.app_passwords, t.default_policy, "        \
-    "t.reply_detail, t.created"
+    "t.reply_detail, t.created, t.oauth_issuer, t.oauth_jwks, t.oauth_audience, t.oauth_scope, "   \
+    "t.oauth_identity_claim, t.max_sessions, t.messages_per_minute, t.recipients_per_day, "        \
+    "t.recipients_per_message"
 #define MAILBOX_COLS                                                                               \
     "id, tenant_id, address, enabled, smtp_auth, coalesce(policy, ''), password_hash, created, "   \
-    "password_changed"
+    "password_changed, coalesce(max_sessions, 0), coalesce(messages_per_minute, 0), "              \
+    "coalesce(recipients_per_day, 0), coalesce(recipients_per_message, 0)"
 #define RULE_COLS "id, tenant_id, position, action, outside, networks, mailboxes, comment"
 
 static const char *const dir_sql[ST_COUNT] = {
@@ -100,7 +146,17 @@ static const char *const dir_sql[ST_COUNT] = {
                          " security_defaults = coalesce(?3, security_defaults),"
                          " app_passwords = coalesce(?4, app_passwords),"
                          " default_policy = coalesce(?5, default_policy),"
-                         " reply_detail = coalesce(?6, reply_detail) WHERE id = ?1",
+                         " reply_detail = coalesce(?6, reply_detail),"
+                         " oauth_issuer = coalesce(?7, oauth_issuer),"
+                         " oauth_jwks = coalesce(?8, oauth_jwks),"
+                         " oauth_audience = coalesce(?9, oauth_audience),"
+                         " oauth_scope = coalesce(?10, oauth_scope),"
+                         " oauth_identity_claim = coalesce(?11, oauth_identity_claim),"
+                         " max_sessions = coalesce(?12, max_sessions),"
+                         " messages_per_minute = coalesce(?13, messages_per_minute),"
+                         " recipients_per_day = coalesce(?14, recipients_per_day),"
+                         " recipients_per_message = coalesce(?15, recipients_per_message)"
+                         " WHERE id = ?1",
     [ST_DOMAIN_INSERT] = "INSERT INTO domains (domain, tenant_id) VALUES (?1, ?2)",
     [ST_DOMAIN_DELETE] = "DELETE FROM domains WHERE domain = ?1",
     [ST_DOMAIN_LIST] = "SELECT d.domain FROM domains d JOIN tenants t ON t.id = d.tenant_id"
@@ -112,11 +168,21 @@ static const char *const dir_sql[ST_COUNT] = {
     [ST_MAILBOX_GET] = "SELECT " MAILBOX_COLS " FROM mailboxes WHERE address = ?1",
     [ST_MAILBOX_INSERT] = "INSERT INTO mailboxes (tenant_id, address, password_hash, created,"
                           " password_changed) VALUES (?1, ?2, ?3, ?4, ?5)",
-    /* ?4: NULL leaves the policy, '' makes it inherit, else a policy name */
+    /* ?4: NULL leaves the policy, '' makes it inherit, else a policy name; ?5-?8 (limits):
+     * NULL leaves the limit, 0 makes it inherit, else the limit */
     [ST_MAILBOX_UPDATE] = "UPDATE mailboxes SET enabled = coalesce(?2, enabled),"
                           " smtp_auth = coalesce(?3, smtp_auth),"
                           " policy = CASE WHEN ?4 IS NULL THEN policy WHEN ?4 = '' THEN NULL"
-                          " ELSE ?4 END WHERE id = ?1",
+                          " ELSE ?4 END,"
+                          " max_sessions = CASE WHEN ?5 IS NULL THEN max_sessions"
+                          " WHEN ?5 = 0 THEN NULL ELSE ?5 END,"
+                          " messages_per_minute = CASE WHEN ?6 IS NULL THEN messages_per_minute"
+                          " WHEN ?6 = 0 THEN NULL ELSE ?6 END,"
+                          " recipients_per_day = CASE WHEN ?7 IS NULL THEN recipients_per_day"
+                          " WHEN ?7 = 0 THEN NULL ELSE ?7 END,"
+                          " recipients_per_message = CASE WHEN ?8 IS NULL"
+                          " THEN recipients_per_message WHEN ?8 = 0 THEN NULL ELSE ?8 END"
+                          " WHERE id = ?1",
     [ST_MAILBOX_PASSWORD] = "UPDATE mailboxes SET password_hash = ?2, password_changed = ?3"
                             " WHERE id = ?1",
     [ST_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = ?1",
@@ -124,7 +190,30 @@ static const char *const dir_sql[ST_COUNT] = {
     [ST_MAILBOX_LIST_TENANT] = "SELECT " MAILBOX_COLS " FROM mailboxes WHERE tenant_id = ?1"
                                " ORDER BY address",
     [ST_MAY_SEND_AS] = "SELECT 1 FROM mailboxes WHERE id = ?1 AND address = ?2"
-                       " UNION ALL SELECT 1 FROM aliases WHERE mailbox_id = ?1 AND alias = ?2",
+                       " UNION ALL SELECT 1 FROM aliases WHERE mailbox_id = ?1 AND alias = ?2"
+                       " UNION ALL SELECT 1 FROM send_as WHERE mailbox_id = ?1 AND address = ?2",
+    [ST_MAY_ACT_AS] = "SELECT 1 FROM mailboxes WHERE id = ?1 AND address = ?2 COLLATE NOCASE"
+                      " UNION ALL SELECT 1 FROM access WHERE mailbox_id = ?1 AND principal = ?2",
+    [ST_APP_PW_MATCH] = "SELECT id FROM app_passwords WHERE mailbox_id = ?1 AND hash = ?2",
+    [ST_APP_PW_TOUCH] = "UPDATE app_passwords SET last_used = max(last_used, ?2) WHERE id = ?1",
+    [ST_APP_PW_COUNT] = "SELECT count(*), coalesce(sum(label = ?2), 0),"
+                        " coalesce(sum(hash = ?3), 0) FROM app_passwords WHERE mailbox_id = ?1",
+    [ST_APP_PW_INSERT] = "INSERT INTO app_passwords (mailbox_id, label, hash, created)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+    [ST_APP_PW_DELETE] = "DELETE FROM app_passwords WHERE mailbox_id = ?1 AND label = ?2",
+    [ST_APP_PW_LIST] = "SELECT id, mailbox_id, label, created, last_used FROM app_passwords"
+                       " WHERE mailbox_id = ?1 ORDER BY id",
+    [ST_SEND_AS_INSERT] = "INSERT INTO send_as (mailbox_id, address) VALUES (?1, ?2)",
+    [ST_SEND_AS_DELETE] = "DELETE FROM send_as WHERE mailbox_id = ?1 AND address = ?2",
+    [ST_SEND_AS_LIST] = "SELECT address FROM send_as WHERE mailbox_id = ?1 ORDER BY address",
+    /* grants TO an address that stops existing go with it: ?1 an alias, or a mailbox's address
+     * with ?2 its id (run before the mailbox's aliases cascade away) */
+    [ST_SEND_AS_DROP_TARGET] = "DELETE FROM send_as WHERE address = ?1 OR address IN"
+                               " (SELECT alias FROM aliases WHERE mailbox_id = ?2)",
+    [ST_ACCESS_INSERT] = "INSERT INTO access (mailbox_id, principal) VALUES (?1, ?2)",
+    [ST_ACCESS_DELETE] = "DELETE FROM access WHERE mailbox_id = ?1 AND principal = ?2",
+    [ST_ACCESS_LIST] = "SELECT principal FROM access WHERE mailbox_id = ?1"
+                       " ORDER BY principal",
     [ST_ALIAS_GET] = "SELECT m.address FROM aliases a JOIN mailboxes m ON m.id = a.mailbox_id"
                      " WHERE a.alias = ?1",
     [ST_ALIAS_INSERT] = "INSERT INTO aliases (alias, mailbox_id) VALUES (?1, ?2)",
@@ -449,7 +538,26 @@ enum dir_status dsql_norm_address(struct directory *d, const char *in, char out[
     return DIR_OK;
 }
 
+/* Exactly APP_PASSWORD_HASH_HEX lower-case hex digits. */
+bool dsql_hash_hex_valid(const char *hex)
+{
+    if (hex == NULL || strnlen(hex, DSQL_HASH_HEX + 1) != DSQL_HASH_HEX)
+        return false;
+    return strspn(hex, "0123456789abcdef") == DSQL_HASH_HEX;
+}
+
 /* --- row loaders (usable inside a transaction) --- */
+
+/* Four limit columns from `first` on; a NULL (or out-of-range) value reads as 0, "inherit". */
+static void limits_row(sqlite3_stmt *s, int first, struct dir_limits *l)
+{
+    unsigned *field[] = {&l->sessions, &l->messages_per_minute, &l->recipients_per_day,
+                         &l->recipients_per_message};
+    for (int i = 0; i < 4; i++) {
+        int64_t v = sqlite3_column_int64(s, first + i);
+        *field[i] = v >= 1 && v <= DSQL_LIMIT_MAX ? (unsigned)v : 0;
+    }
+}
 
 void dsql_tenant_row(sqlite3_stmt *s, struct dir_tenant *t)
 {
@@ -464,6 +572,12 @@ void dsql_tenant_row(sqlite3_stmt *s, struct dir_tenant *t)
     t->reply_detail = rd != NULL && strcmp((const char *)rd, "generic") == 0 ? REPLY_DETAIL_GENERIC
                                                                              : REPLY_DETAIL_FULL;
     t->created = sqlite3_column_int64(s, 7);
+    COL_COPY(s, 8, t->oauth_issuer);
+    COL_COPY(s, 9, t->oauth_jwks);
+    COL_COPY(s, 10, t->oauth_audience);
+    COL_COPY(s, 11, t->oauth_scope);
+    COL_COPY(s, 12, t->oauth_identity_claim);
+    limits_row(s, 13, &t->limits);
 }
 
 /* The tenant that has `domain` (normalized) as one of its accepted domains. */
@@ -496,6 +610,7 @@ void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m)
     COL_COPY(s, 6, m->password_hash);
     m->created = sqlite3_column_int64(s, 7);
     m->password_changed = sqlite3_column_int64(s, 8);
+    limits_row(s, 9, &m->limits);
 }
 
 enum dir_status dsql_mailbox_load(struct directory *d, const char *address, struct dir_mailbox *out)
@@ -645,6 +760,8 @@ enum dir_status dir_auth_view(struct directory *d, const char *address, struct d
     return st;
 }
 
+/* The mailbox itself, one of its aliases, or an address granted with dir_send_as_grant: exactly
+ * that address (a grant of another mailbox does not extend to that mailbox's aliases). */
 enum dir_status dir_may_send_as(struct directory *d, int64_t mailbox_id, const char *address)
 {
     char addr[SMTP_PATH_MAX + 1];
@@ -659,6 +776,84 @@ enum dir_status dir_may_send_as(struct directory *d, int64_t mailbox_id, const c
     if (rc == SQLITE_ROW)
         return DIR_OK;
     return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "checking a sender address");
+}
+
+/* SPEC 4 defaults; a tenant row always has its own values, these cover a view without one. */
+static const struct dir_limits default_limits = {
+    .sessions = 3,
+    .messages_per_minute = 30,
+    .recipients_per_day = 10000,
+    .recipients_per_message = 500,
+};
+
+static unsigned limit_pick(unsigned mailbox, unsigned tenant, unsigned fallback)
+{
+    return mailbox != 0 ? mailbox : tenant != 0 ? tenant : fallback;
+}
+
+void dir_effective_limits(const struct dir_auth_view *v, struct dir_limits *out)
+{
+    static const struct dir_limits none = {0};
+    const struct dir_limits *m = v->mailbox_found ? &v->mailbox.limits : &none;
+    const struct dir_limits *t = v->tenant_found ? &v->tenant.limits : &none;
+    out->sessions = limit_pick(m->sessions, t->sessions, default_limits.sessions);
+    out->messages_per_minute = limit_pick(m->messages_per_minute, t->messages_per_minute,
+                                          default_limits.messages_per_minute);
+    out->recipients_per_day =
+        limit_pick(m->recipients_per_day, t->recipients_per_day, default_limits.recipients_per_day);
+    out->recipients_per_message = limit_pick(m->recipients_per_message, t->recipients_per_message,
+                                             default_limits.recipients_per_message);
+}
+
+/* Steps a statement bound by the caller; DIR_OK when it yields a row (*id from column 0 when
+ * id is not NULL), DIR_NOTFOUND when none. */
+static enum dir_status exists(struct directory *d, sqlite3_stmt *s, int64_t *id, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && id != NULL)
+        *id = sqlite3_column_int64(s, 0);
+    dsql_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, what);
+}
+
+enum dir_status dir_may_act_as(struct directory *d, int64_t mailbox_id, const char *principal)
+{
+    if (principal == NULL || principal[0] == '\0' ||
+        strnlen(principal, DSQL_PRINCIPAL_MAX + 1) > DSQL_PRINCIPAL_MAX)
+        return DIR_NOTFOUND;
+    sqlite3_stmt *s = dsql_stmt(d, ST_MAY_ACT_AS);
+    sqlite3_bind_int64(s, 1, mailbox_id);
+    dsql_bind_text(s, 2, principal);
+    return exists(d, s, NULL, "checking an OAuth principal");
+}
+
+enum dir_status dir_app_password_match(struct directory *d, int64_t mailbox_id,
+                                       const char *hash_hex, int64_t *id)
+{
+    if (!dsql_hash_hex_valid(hash_hex))
+        return DIR_NOTFOUND;
+    sqlite3_stmt *s = dsql_stmt(d, ST_APP_PW_MATCH);
+    sqlite3_bind_int64(s, 1, mailbox_id);
+    dsql_bind_text(s, 2, hash_hex);
+    int64_t found = 0;
+    enum dir_status st = exists(d, s, &found, "checking an app password");
+    if (st == DIR_OK && id != NULL)
+        *id = found;
+    return st;
+}
+
+/* Not a setting: no write transaction of its own and no generation bump (caches stay valid). */
+enum dir_status dir_app_password_touch(struct directory *d, int64_t id, int64_t when)
+{
+    sqlite3_stmt *s = dsql_stmt(d, ST_APP_PW_TOUCH);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, when);
+    enum dir_status st = dsql_run(d, s, "recording an app password's use");
+    if (st == DIR_OK && sqlite3_changes(d->db) == 0)
+        return DIR_NOTFOUND;
+    return st;
 }
 
 static bool list_has(const char *list, const char *address)

@@ -1,11 +1,13 @@
 /* directory_sqlite_int.h: private to the SQLite directory backend (directory_sqlite.c, the
- * connection, schema and server-side reads; directory_admin.c, the administrative writes). Not
- * for any other module: use directory.h. */
+ * connection, schema, validation and server-side reads; directory_admin.c, the administrative
+ * writes; directory_grants.c, send-as and access grants and app passwords). Not for any other
+ * module: use directory.h. */
 #ifndef SUBMITD_DIRECTORY_SQLITE_INT_H
 #define SUBMITD_DIRECTORY_SQLITE_INT_H
 
 #include <sqlite3.h>
 
+#include "app_password.h"
 #include "directory.h"
 
 /* Every statement, prepared once per connection (directory_open) and reset after each use. */
@@ -32,6 +34,20 @@ enum dir_stmt {
     ST_MAILBOX_LIST_ALL,
     ST_MAILBOX_LIST_TENANT,
     ST_MAY_SEND_AS,
+    ST_MAY_ACT_AS,
+    ST_APP_PW_MATCH,
+    ST_APP_PW_TOUCH,
+    ST_APP_PW_COUNT,
+    ST_APP_PW_INSERT,
+    ST_APP_PW_DELETE,
+    ST_APP_PW_LIST,
+    ST_SEND_AS_INSERT,
+    ST_SEND_AS_DELETE,
+    ST_SEND_AS_LIST,
+    ST_SEND_AS_DROP_TARGET,
+    ST_ACCESS_INSERT,
+    ST_ACCESS_DELETE,
+    ST_ACCESS_LIST,
     ST_ALIAS_GET,
     ST_ALIAS_INSERT,
     ST_ALIAS_DELETE,
@@ -84,6 +100,22 @@ enum dir_status dsql_norm_domain(struct directory *d, const char *in,
                                  char out[SMTP_DOMAIN_MAX + 1]);
 enum dir_status dsql_norm_address(struct directory *d, const char *in, char out[SMTP_PATH_MAX + 1],
                                   const char **domain);
+
+/* Values of the settings added with OAuth (directory_grants.c; docs/directory.md, "Validation"):
+ * each writes the canonical stored form into out (cap bytes) or answers DIR_INVALID with the
+ * reason. */
+#define DSQL_LIMIT_MAX 1000000
+#define DSQL_PRINCIPAL_MAX 256
+#define DSQL_HASH_HEX APP_PASSWORD_HASH_HEX
+enum dir_status dsql_check_issuer(struct directory *d, const char *v, char *out, size_t cap);
+enum dir_status dsql_check_jwks(struct directory *d, const char *v, char *out, size_t cap);
+enum dir_status dsql_check_audience(struct directory *d, const char *v, char *out, size_t cap);
+enum dir_status dsql_check_scope(struct directory *d, const char *v, char *out, size_t cap);
+enum dir_status dsql_check_claim(struct directory *d, const char *v, char *out, size_t cap);
+/* 1..DSQL_LIMIT_MAX, or (inherit_ok) "inherit" as 0. */
+enum dir_status dsql_check_limit(struct directory *d, const char *v, bool inherit_ok,
+                                 unsigned *out);
+bool dsql_hash_hex_valid(const char *hex);
 
 /* Loaders of one row by key (normalized): DIR_OK, DIR_NOTFOUND or DIR_TEMPFAIL. */
 enum dir_status dsql_tenant_load(struct directory *d, const char *domain, struct dir_tenant *out);

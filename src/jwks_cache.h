@@ -18,6 +18,12 @@
 struct jwks_cache;
 struct jwks_ref; /* a reference-counted snapshot */
 
+/* Process-wide libcurl setup (curl_global_init). Call once at start, before any thread; later
+ * calls do nothing. Returns 0 or -1. */
+int jwks_cache_global_init(void);
+
+/* datadir: where the built-in issuer keeps DIR/keys/DOMAIN.pem. The CA bundle for HTTPS is the
+ * system's, or the file named by SUBMITD_JWKS_CAFILE when set (read here, once). */
 struct jwks_cache *jwks_cache_new(const char *datadir);
 void jwks_cache_free(struct jwks_cache *c);
 
@@ -30,5 +36,12 @@ const struct jwks *jwks_ref_keys(const struct jwks_ref *r);
 void jwks_ref_release(struct jwks_ref *r);
 /* Number of network fetches made so far (tests and logs). */
 uint64_t jwks_cache_fetches(struct jwks_cache *c);
+
+/* Test hook: replaces the network fetch (default: libcurl HTTPS GET). fetch returns 0 with a
+ * malloc'd body (*len bytes; the cache frees it) and *max_age (seconds, -1 when the response
+ * has none; preset to -1), or -1 with err. Set before the cache is shared between threads. */
+typedef int (*jwks_fetch_fn)(void *arg, const char *url, char **body, size_t *len, int *max_age,
+                             char *err, size_t errlen);
+void jwks_cache_set_fetcher(struct jwks_cache *c, jwks_fetch_fn fetch, void *arg);
 
 #endif

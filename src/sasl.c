@@ -258,8 +258,7 @@ bool sasl_xoauth2_decode(const uint8_t *msg, size_t len, struct sasl_credentials
 
 /* The saslname of the GS2 header from m[*pos] to the next ',' (consumed), with "=2C" and "=3D"
  * decoded (RFC 5801 4); any other '=' is malformed. */
-static bool decode_saslname(const uint8_t *m, size_t len, size_t *pos,
-                            struct sasl_credentials *out)
+static bool decode_saslname(const uint8_t *m, size_t len, size_t *pos, struct sasl_credentials *out)
 {
     uint8_t name[SASL_ID_MAX + 1];
     size_t n = 0, i = *pos;
@@ -373,8 +372,7 @@ static enum sasl_status login_step(struct sasl_exchange *x, const uint8_t *resp,
 static enum sasl_status oauth_step(struct sasl_exchange *x, const uint8_t *resp, size_t len,
                                    const uint8_t **ch, size_t *ch_len)
 {
-    if (x->step == OAUTH_START &&
-        (resp == NULL || (len == 0 && x->mech == SASL_MECH_XOAUTH2))) {
+    if (x->step == OAUTH_START && (resp == NULL || (len == 0 && x->mech == SASL_MECH_XOAUTH2))) {
         x->step = OAUTH_WANT_MESSAGE;
         return challenge(x, "", ch, ch_len);
     }

@@ -26,16 +26,16 @@ const char *sasl_mech_name(enum sasl_mech mech); /* "PLAIN", ... */
 bool sasl_mech_is_basic(enum sasl_mech mech);    /* PLAIN and LOGIN carry a password */
 
 struct sasl_credentials {
-    char authzid[SASL_ID_MAX + 1]; /* "" when not given */
-    char authcid[SASL_ID_MAX + 1]; /* the user as given */
+    char authzid[SASL_ID_MAX + 1];     /* "" when not given */
+    char authcid[SASL_ID_MAX + 1];     /* the user as given */
     uint8_t secret[SASL_RESPONSE_MAX]; /* password or bearer token; wiped by sasl_wipe */
     size_t secret_len;
 };
 
 enum sasl_status {
-    SASL_CONTINUE,  /* send *challenge to the client and feed its next response */
-    SASL_DONE,      /* credentials complete in x->cred */
-    SASL_MALFORMED  /* the response is not a valid message of this mechanism */
+    SASL_CONTINUE, /* send *challenge to the client and feed its next response */
+    SASL_DONE,     /* credentials complete in x->cred */
+    SASL_MALFORMED /* the response is not a valid message of this mechanism */
 };
 
 struct sasl_exchange {

@@ -564,6 +564,8 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
     s->peer_port = atoi(port);
     if (netaddr_parse(s->peer_ip, &s->client) != 0)
         memset(&s->client, 0, sizeof s->client);
+    snprintf(s->peer_literal, sizeof s->peer_literal, "[%s%s]",
+             s->client.family == AF_INET6 ? "IPv6:" : "", s->peer_ip);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
@@ -672,7 +674,7 @@ static void cmd_ehlo(struct session *s, const struct smtp_command *c)
     const struct config *cfg = &s->rt->cfg;
     bool auth = s->tls || s->listener->lc.allow_cleartext_auth;
     char first[SMTP_DOMAIN_MAX + 80], size[40];
-    snprintf(first, sizeof first, "%s Hello [%s]", cfg->hostname, s->peer_ip);
+    snprintf(first, sizeof first, "%s Hello %s", cfg->hostname, s->peer_literal);
     snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)cfg->max_message_size);
     const char *lines[12];
     size_t n = 0;

@@ -64,6 +64,7 @@ struct session {
     char id[REF_ID_LEN + 1];
     struct sockaddr_storage peer;
     char peer_ip[64];
+    char peer_literal[72]; /* RFC 5321 4.1.3 address literal: "[192.0.2.1]", "[IPv6:2001:db8::1]" */
     int peer_port;
     struct netaddr client;
     enum session_state state;

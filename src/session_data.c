@@ -130,11 +130,11 @@ static void msg_received(struct session *s)
     char helo[SMTP_DOMAIN_MAX * 4 + 1];
     log_sanitize(s->helo, strlen(s->helo), helo, sizeof helo);
     int n = snprintf(line, sizeof line,
-                     "Received: from %s ([%s]:%d)\r\n"
+                     "Received: from %s (%s port %d)\r\n"
                      "\tby %s (submitd) with %s id %s\r\n"
                      "\t(%sauthenticated sender %s)%s%s%s;\r\n"
                      "\t%s\r\n",
-                     helo, s->peer_ip, s->peer_port, s->rt->cfg.hostname, proto,
+                     helo, s->peer_literal, s->peer_port, s->rt->cfg.hostname, proto,
                      spool_file_id(tx->file), tls, s->auth_user,
                      tx->n_rcpts == 1 ? "\r\n\tfor <" : "",
                      tx->n_rcpts == 1 ? tx->rcpts[0] : "", tx->n_rcpts == 1 ? ">" : "", date);

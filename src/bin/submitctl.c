@@ -10,8 +10,9 @@
 #include "directory.h"
 
 static const struct ctl_command *const groups[] = {
-    ctl_tenant_commands, ctl_mailbox_commands, ctl_alias_commands, ctl_policy_commands,
-    ctl_rule_commands,   ctl_explain_commands, ctl_log_commands,   ctl_queue_commands,
+    ctl_tenant_commands,       ctl_mailbox_commands, ctl_grant_commands, ctl_alias_commands,
+    ctl_app_password_commands, ctl_policy_commands,  ctl_rule_commands,  ctl_token_commands,
+    ctl_explain_commands,      ctl_log_commands,     ctl_queue_commands,
 };
 #define N_GROUPS (sizeof groups / sizeof groups[0])
 

@@ -1,7 +1,7 @@
 /* ctl.c: submitctl's shared helpers: one-line errors with the exit codes of SPEC section 8, the
  * data directory (created 0700 by writing commands), directory answers turned into messages,
- * JSON output, argument syntax checks (RFC 5321 4.1.2 through smtp_parse), UTC ISO-8601 times
- * and reading a new password without echo (termios). */
+ * JSON output, argument syntax checks (RFC 5321 4.1.2 through smtp_parse), the submission limits'
+ * names (SPEC 4), UTC ISO-8601 times and reading a new password without echo (termios). */
 #include "ctl.h"
 
 #include <errno.h>
@@ -147,6 +147,36 @@ bool ctl_parse_int(const char *s, long min, long max, long *out)
         return false;
     *out = v;
     return true;
+}
+
+const struct ctl_limit_key ctl_limit_keys[CTL_LIMITS] = {
+    {"max-sessions", "max_sessions"},
+    {"messages-per-minute", "messages_per_minute"},
+    {"recipients-per-day", "recipients_per_day"},
+    {"recipients-per-message", "recipients_per_message"},
+};
+
+unsigned ctl_limit_get(const struct dir_limits *l, size_t i)
+{
+    switch (i) {
+    case 0:
+        return l->sessions;
+    case 1:
+        return l->messages_per_minute;
+    case 2:
+        return l->recipients_per_day;
+    case 3:
+        return l->recipients_per_message;
+    }
+    return 0;
+}
+
+int ctl_limit_index(const char *key)
+{
+    for (int i = 0; i < CTL_LIMITS; i++)
+        if (strcmp(ctl_limit_keys[i].key, key) == 0)
+            return i;
+    return -1;
 }
 
 const char *ctl_onoff(bool v)

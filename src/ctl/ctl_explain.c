@@ -2,9 +2,16 @@
  * ADDRESS now. Builds the same policy_input the server builds (from dir_auth_view and
  * dir_rules_for_policy), runs policy_decide with a trace, and prints every gate of SPEC section
  * 3 in order, the setting and level that decided it, the submitctl command that would change a
- * failing gate, and the exact reply a client would get (RFC 4954 6, RFC 3463 codes). */
+ * failing gate, and the exact reply a client would get (RFC 4954 6, RFC 3463 codes). With
+ * --token-stdin, the credentials gate is known for OAuth: the token is verified as the server
+ * verifies it (RFC 7519, RFC 7515; ctl_token_verify) and each claim check is printed; the token
+ * itself is never printed and is wiped after use. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "ctl.h"
 #include "netmask.h"
@@ -12,9 +19,12 @@
 #include "reply.h"
 #include "sasl.h"
 
-enum { EXPLAIN_OPT_MECH, EXPLAIN_OPT_IP, EXPLAIN_OPT_APP_PASSWORD };
-static const struct ctl_opt explain_opts[] = {
-    {"--mech", true}, {"--ip", true}, {"--app-password", false}, {NULL, false}};
+enum { EXPLAIN_OPT_MECH, EXPLAIN_OPT_IP, EXPLAIN_OPT_APP_PASSWORD, EXPLAIN_OPT_TOKEN_STDIN };
+static const struct ctl_opt explain_opts[] = {{"--mech", true},
+                                              {"--ip", true},
+                                              {"--app-password", false},
+                                              {"--token-stdin", false},
+                                              {NULL, false}};
 
 #define FIXES_MAX 3
 #define FIX_LEN 320
@@ -33,6 +43,8 @@ struct explain {
     struct gate_trace trace[GATE_COUNT];
     struct policy_decision decision;
     bool no_password; /* a basic attempt with the main password cannot succeed */
+    bool have_token;  /* --token-stdin: the credentials gate is known */
+    struct ctl_token_report token;
 };
 
 static const char *outcome_name(enum gate_outcome o)
@@ -50,10 +62,15 @@ static const char *outcome_name(enum gate_outcome o)
     return "?";
 }
 
+static const char *check_outcome_name(enum ctl_check_outcome o)
+{
+    return o == CHECK_PASS ? "pass" : o == CHECK_FAIL ? "FAIL" : "-";
+}
+
 static const char *credential_name(const struct explain *x)
 {
     if (!sasl_mech_is_basic(x->mech))
-        return "an OAuth token";
+        return x->have_token ? "the OAuth token from standard input" : "an OAuth token";
     return x->app_password ? "an app password" : "the mailbox password";
 }
 
@@ -78,8 +95,8 @@ static void build_input(struct explain *x, const struct netaddr *client)
         oauth ? AUTH_KIND_OAUTH : (x->app_password ? AUTH_KIND_APP_PASSWORD : AUTH_KIND_PASSWORD);
     in->kind_known = oauth || x->app_password;
     x->no_password = !oauth && !x->app_password && v->mailbox.password_hash[0] == '\0';
-    in->credentials_known = x->no_password;
-    in->credentials_valid = false;
+    in->credentials_known = x->no_password || x->have_token;
+    in->credentials_valid = x->have_token && x->token.valid;
     in->tenant_smtp_auth = v->tenant.smtp_auth;
     in->tenant_security_defaults = v->tenant.security_defaults;
     in->tenant_app_passwords = v->tenant.app_passwords;
@@ -94,6 +111,15 @@ static void build_input(struct explain *x, const struct netaddr *client)
     in->reply_generic = v->tenant.reply_detail == REPLY_DETAIL_GENERIC;
 }
 
+/* The token check that failed, or TOKEN_CHECK_COUNT. */
+static int token_failed_check(const struct explain *x)
+{
+    for (int k = 0; k < TOKEN_CHECK_COUNT; k++)
+        if (x->token.outcome[k] == CHECK_FAIL)
+            return k;
+    return TOKEN_CHECK_COUNT;
+}
+
 /* Explain's own view of the gates it cannot see or assumes (TLS, lockout, credentials). */
 static void adjust_trace(struct explain *x)
 {
@@ -103,12 +129,20 @@ static void adjust_trace(struct explain *x)
     t[GATE_LOCKOUT].outcome = GATE_UNKNOWN;
     snprintf(t[GATE_LOCKOUT].detail, sizeof t[GATE_LOCKOUT].detail,
              "not known to explain (the server's failure counters decide it)");
-    if (x->no_password)
-        snprintf(t[GATE_CREDENTIALS].detail, sizeof t[GATE_CREDENTIALS].detail,
+    char *cred = t[GATE_CREDENTIALS].detail;
+    size_t cap = sizeof t[GATE_CREDENTIALS].detail;
+    int failed = token_failed_check(x);
+    if (x->have_token && x->token.valid)
+        snprintf(cred, cap, "token valid; %s", x->token.detail[TOKEN_CHECK_ACT_AS]);
+    else if (x->have_token && failed < TOKEN_CHECK_COUNT)
+        snprintf(cred, cap, "token fails check %s: %s",
+                 ctl_token_check_name((enum ctl_token_check)failed), x->token.detail[failed]);
+    else if (x->no_password)
+        snprintf(cred, cap,
                  "the mailbox has no password: every basic attempt with a password fails");
     else
-        snprintf(t[GATE_CREDENTIALS].detail, sizeof t[GATE_CREDENTIALS].detail,
-                 "unknown (explain takes no secret): %s is assumed valid", credential_name(x));
+        snprintf(cred, cap, "unknown (explain takes no secret): %s is assumed valid",
+                 credential_name(x));
 }
 
 /* The submitctl commands that would make a failing gate pass; the first is the direct one. */
@@ -119,7 +153,13 @@ static size_t fixes_for(const struct explain *x, enum policy_gate g, char fix[FI
     size_t n = 0;
     switch (g) {
     case GATE_CREDENTIALS:
-        snprintf(fix[n++], FIX_LEN, "submitctl mailbox passwd %s", a);
+        if (!x->have_token)
+            snprintf(fix[n++], FIX_LEN, "submitctl mailbox passwd %s", a);
+        else if (token_failed_check(x) == TOKEN_CHECK_ACT_AS)
+            snprintf(fix[n++], FIX_LEN, "submitctl mailbox grant-access %s %s", a,
+                     x->token.principal);
+        else if (x->view.tenant.oauth_issuer[0] == '\0' && !x->token.keys_unavailable)
+            snprintf(fix[n++], FIX_LEN, "submitctl token issue %s", a);
         break;
     case GATE_ACCOUNT_ENABLED:
         snprintf(fix[n++], FIX_LEN, "submitctl mailbox set %s enabled yes", a);
@@ -203,6 +243,15 @@ static int print_text(const struct explain *x)
     printf("explain: AUTH %s as %s with %s from client %s over TLS (assumed)\n",
            sasl_mech_name(x->mech), x->address, credential_name(x), client);
     printf("tenant %s, mailbox %s\n\n", x->domain, x->address);
+    if (x->have_token) {
+        printf("token checks (as the server makes them; the token itself is not shown)\n");
+        printf("   %-10s %-8s %s\n", "CHECK", "OUTCOME", "DETAIL");
+        for (int k = 0; k < TOKEN_CHECK_COUNT; k++)
+            printf("   %-10s %-8s %s\n", ctl_token_check_name((enum ctl_token_check)k),
+                   check_outcome_name(x->token.outcome[k]),
+                   x->token.outcome[k] == CHECK_SKIPPED ? "not reached" : x->token.detail[k]);
+        putchar('\n');
+    }
     printf("   %-18s %-8s %-20s %s\n", "GATE", "OUTCOME", "DECIDED BY", "SETTING");
     static const char *const step[GATE_COUNT] = {"1", "", "2", "3", "4", "5", "6", "7"};
     for (int g = 0; g < GATE_COUNT; g++) {
@@ -247,6 +296,31 @@ static json_t *reply_json(enum reply_id id)
                      "text", r->text);
 }
 
+/* {"result", "valid", "checks": [{"check", "outcome", "detail"}], claims...}: never the token. */
+static json_t *token_json(const struct explain *x)
+{
+    const struct ctl_token_report *r = &x->token;
+    json_t *checks = json_array();
+    for (int k = 0; k < TOKEN_CHECK_COUNT; k++)
+        json_array_append_new(
+            checks, json_pack("{s:s, s:s, s:s}", "check",
+                              ctl_token_check_name((enum ctl_token_check)k), "outcome",
+                              r->outcome[k] == CHECK_PASS   ? "pass"
+                              : r->outcome[k] == CHECK_FAIL ? "FAIL"
+                                                            : "not-reached",
+                              "detail", r->outcome[k] == CHECK_SKIPPED ? "" : r->detail[k]));
+    int failed = token_failed_check(x);
+    return json_pack(
+        "{s:s, s:b, s:b, s:b, s:s?, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "result",
+        r->keys_unavailable ? "keys-unavailable" : jwt_error_name(r->error), "valid", r->valid,
+        "delegated", r->delegated, "keys_unavailable", r->keys_unavailable, "failed_check",
+        failed < TOKEN_CHECK_COUNT ? ctl_token_check_name((enum ctl_token_check)failed) : NULL,
+        "checks", checks, "alg", jwt_alg_name(r->claims.alg), "kid", r->claims.kid, "iss",
+        r->claims.iss, "sub", r->claims.sub, "identity", r->claims.identity, "exp",
+        (json_int_t)r->claims.exp, "nbf", (json_int_t)r->claims.nbf, "iat",
+        (json_int_t)r->claims.iat);
+}
+
 static int print_json(const struct explain *x)
 {
     json_t *gates = json_array();
@@ -276,6 +350,8 @@ static int print_json(const struct explain *x)
         "reply", reply_json(x->decision.reply), "reason", reply_json(x->decision.reason));
     if (j != NULL)
         json_object_set_new(j, "generic", json_boolean(x->decision.reply != x->decision.reason));
+    if (j != NULL && x->have_token)
+        json_object_set_new(j, "token", token_json(x));
     int rc = ctl_json_print(j);
     return rc != 0 ? rc : (x->decision.allowed ? CTL_EXIT_OK : CTL_EXIT_NO);
 }
@@ -307,12 +383,77 @@ static int explain_unknown(const struct ctl *c, const char *address, bool tenant
     return CTL_EXIT_NO;
 }
 
+/* Reads a bearer token from standard input: all of it, surrounding white space removed. A token
+ * longer than JWT_MAX_LEN is kept as JWT_MAX_LEN + 1 octets (jwt_verify then names it
+ * oversized). Returns 0 (buf holds *len octets, NUL-terminated) or an exit code. */
+static int read_token(const struct ctl *c, char buf[JWT_MAX_LEN + 2], size_t *len)
+{
+    size_t n = 0;
+    for (;;) {
+        char sink[512];
+        char *to = n <= JWT_MAX_LEN ? buf + n : sink;
+        size_t room = n <= JWT_MAX_LEN ? JWT_MAX_LEN + 1 - n : sizeof sink;
+        ssize_t r = read(STDIN_FILENO, to, room);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return ctl_fail(c, "cannot read the token from standard input: %s", strerror(errno));
+        if (r == 0)
+            break;
+        if (to == sink)
+            sodium_memzero(sink, sizeof sink);
+        else
+            n += (size_t)r;
+    }
+    size_t start = 0;
+    while (start < n &&
+           (buf[start] == ' ' || buf[start] == '\t' || buf[start] == '\r' || buf[start] == '\n'))
+        start++;
+    while (n > start &&
+           (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' || buf[n - 1] == '\n'))
+        n--;
+    memmove(buf, buf + start, n - start);
+    sodium_memzero(buf + (n - start), JWT_MAX_LEN + 2 - (n - start));
+    *len = n - start;
+    if (*len == 0)
+        return ctl_usage(c, "--token-stdin: no token on standard input");
+    return 0;
+}
+
+/* Everything after the arguments were checked (and the token, if any, read). */
+static int explain_with(struct ctl *c, const char *address, struct explain *x,
+                        const struct netaddr *client, const char *token, size_t token_len)
+{
+    int rc = ctl_dir(c);
+    if (rc != 0)
+        return rc;
+    if ((rc = ctl_dir_status(c, dir_auth_view(c->dir, address, &x->view), address)) != 0)
+        return rc;
+    if (!x->view.tenant_found || !x->view.mailbox_found)
+        return explain_unknown(c, address, x->view.tenant_found);
+    x->address = x->view.mailbox.address;
+    x->domain = x->view.tenant.domain;
+    if (x->have_token && ctl_token_verify(c, &x->view, token, token_len, &x->token) != 0)
+        return CTL_EXIT_NO;
+    build_input(x, client);
+    x->decision = policy_decide(&x->in, x->trace);
+    if (x->have_token && x->token.keys_unavailable) {
+        /* The server cannot judge the token: a temporary failure, never a 535 (STYLE 4). */
+        x->decision.reply = x->decision.reason = REPLY_AUTH_TEMPFAIL;
+    }
+    adjust_trace(x);
+    return c->json ? print_json(x) : print_text(x);
+}
+
 static int explain_run(struct ctl *c, char **pos, int npos)
 {
     (void)npos;
     static struct explain x; /* large (networks of every rule); one per process */
     memset(&x, 0, sizeof x);
-    const char *mech = c->opt[EXPLAIN_OPT_MECH] ? c->opt[EXPLAIN_OPT_MECH] : "plain";
+    x.have_token = c->opt[EXPLAIN_OPT_TOKEN_STDIN] != NULL;
+    const char *mech = c->opt[EXPLAIN_OPT_MECH] ? c->opt[EXPLAIN_OPT_MECH]
+                       : x.have_token           ? "xoauth2"
+                                                : "plain";
     x.mech = sasl_mech_from_name(mech, strlen(mech));
     x.app_password = c->opt[EXPLAIN_OPT_APP_PASSWORD] != NULL;
     x.ip = c->opt[EXPLAIN_OPT_IP];
@@ -322,30 +463,32 @@ static int explain_run(struct ctl *c, char **pos, int npos)
         return ctl_usage(c, "--mech must be plain, login, xoauth2 or oauthbearer");
     if (x.app_password && !sasl_mech_is_basic(x.mech))
         return ctl_usage(c, "--app-password needs a basic mechanism (plain or login)");
+    if (x.have_token && sasl_mech_is_basic(x.mech))
+        return ctl_usage(c, "--token-stdin needs an OAuth mechanism (xoauth2 or oauthbearer)");
     struct netaddr client;
     if (x.ip != NULL && netaddr_parse(x.ip, &client) != 0)
         return ctl_usage(c, "--ip: not an IPv4 or IPv6 address: %s", x.ip);
-    int rc = ctl_dir(c);
-    if (rc != 0)
-        return rc;
-    if ((rc = ctl_dir_status(c, dir_auth_view(c->dir, pos[0], &x.view), pos[0])) != 0)
-        return rc;
-    if (!x.view.tenant_found || !x.view.mailbox_found)
-        return explain_unknown(c, pos[0], x.view.tenant_found);
-    x.address = x.view.mailbox.address;
-    x.domain = x.view.tenant.domain;
-    build_input(&x, x.ip != NULL ? &client : NULL);
-    x.decision = policy_decide(&x.in, x.trace);
-    adjust_trace(&x);
-    return c->json ? print_json(&x) : print_text(&x);
+    static char token[JWT_MAX_LEN + 2];
+    size_t token_len = 0;
+    if (x.have_token) {
+        int rc = read_token(c, token, &token_len);
+        if (rc != 0) {
+            sodium_memzero(token, sizeof token);
+            return rc;
+        }
+    }
+    int rc = explain_with(c, pos[0], &x, x.ip != NULL ? &client : NULL, token, token_len);
+    sodium_memzero(token, sizeof token);
+    return rc;
 }
 
 const struct ctl_command ctl_explain_commands[] = {
     {"explain", NULL,
      "ADDRESS [--mech plain|login|xoauth2|oauthbearer] [--ip ADDR] "
-     "[--app-password]",
+     "[--app-password] [--token-stdin]",
      "every gate an AUTH attempt passes, the setting that decides it, the command that would "
-     "change it, and the client's reply; exit 1 when it would be denied",
+     "change it, and the client's reply; exit 1 when it would be denied. --token-stdin reads an "
+     "OAuth token and checks it as the server does (never printed)",
      1, 1, CTL_JSON, explain_opts, explain_run},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -1,7 +1,9 @@
 /* ctl_mailbox.c: `submitctl mailbox ...`: add and passwd (password from standard input, hashed
- * with argon2id, never printed or stored in clear), remove, set (smtp-auth, policy, enabled),
- * list, and show, which displays every setting with its precedence (SPEC sections 2 and 8): the
- * tenant value, the mailbox value, the effective value and the level that decided it. */
+ * with argon2id, never printed or stored in clear), remove, set (smtp-auth, policy, enabled, the
+ * submission limits of SPEC section 4), list, and show, which displays every setting with its
+ * precedence (SPEC sections 2 and 8): the tenant value, the mailbox value, the effective value
+ * and the level that decided it; and the mailbox's aliases, send-as and access grants and app
+ * passwords. The grant commands are in ctl_grant.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -116,22 +118,52 @@ static int mailbox_remove(struct ctl *c, char **pos, int npos)
     return rc;
 }
 
+/* Settings `mailbox set` knows and the values each accepts (NULL: see `kind`). */
+enum mailbox_value { VALUE_CHOICE, VALUE_POLICY, VALUE_LIMIT };
+static const struct {
+    const char *key;
+    enum mailbox_value kind;
+    const char *values[4];
+    const char *must;
+} mailbox_keys[] = {
+    {"smtp-auth", VALUE_CHOICE, {"on", "off", "inherit", NULL}, "on, off or inherit"},
+    {"policy", VALUE_POLICY, {NULL}, "a policy name or inherit"},
+    {"enabled", VALUE_CHOICE, {"yes", "no", NULL}, "yes or no"},
+    {"max-sessions", VALUE_LIMIT, {NULL}, "a number from 1 to 1000000, or inherit"},
+    {"messages-per-minute", VALUE_LIMIT, {NULL}, "a number from 1 to 1000000, or inherit"},
+    {"recipients-per-day", VALUE_LIMIT, {NULL}, "a number from 1 to 1000000, or inherit"},
+    {"recipients-per-message", VALUE_LIMIT, {NULL}, "a number from 1 to 1000000, or inherit"},
+};
+#define N_MAILBOX_KEYS (sizeof mailbox_keys / sizeof mailbox_keys[0])
+
 static int mailbox_set(struct ctl *c, char **pos, int npos)
 {
     (void)npos;
     const char *key = pos[1], *value = pos[2];
-    if (strcmp(key, "smtp-auth") == 0) {
-        if (strcmp(value, "on") && strcmp(value, "off") && strcmp(value, "inherit"))
-            return ctl_usage(c, "value must be on, off or inherit");
-    } else if (strcmp(key, "policy") == 0) {
-        if (strcmp(value, "inherit") != 0 && !ctl_valid_policy_name(value))
-            return ctl_usage(c, "value must be a policy name or inherit");
-    } else if (strcmp(key, "enabled") == 0) {
-        if (strcmp(value, "yes") && strcmp(value, "no"))
-            return ctl_usage(c, "value must be yes or no");
-    } else {
-        return ctl_usage(c, "unknown setting %s (smtp-auth, policy, enabled)", key);
+    size_t k = 0;
+    while (k < N_MAILBOX_KEYS && strcmp(mailbox_keys[k].key, key) != 0)
+        k++;
+    if (k == N_MAILBOX_KEYS)
+        return ctl_usage(c,
+                         "unknown setting %s (smtp-auth, policy, enabled, max-sessions, "
+                         "messages-per-minute, recipients-per-day, recipients-per-message)",
+                         key);
+    bool ok = false;
+    long n;
+    switch (mailbox_keys[k].kind) {
+    case VALUE_CHOICE:
+        for (size_t i = 0; i < 4 && mailbox_keys[k].values[i] != NULL; i++)
+            ok = ok || strcmp(mailbox_keys[k].values[i], value) == 0;
+        break;
+    case VALUE_POLICY:
+        ok = strcmp(value, "inherit") == 0 || ctl_valid_policy_name(value);
+        break;
+    case VALUE_LIMIT:
+        ok = strcmp(value, "inherit") == 0 || ctl_parse_int(value, 1, CTL_LIMIT_MAX, &n);
+        break;
     }
+    if (!ok)
+        return ctl_usage(c, "value must be %s", mailbox_keys[k].must);
     int rc = check_address(c, pos[0]);
     if (rc == 0)
         rc = ctl_dir(c);
@@ -177,8 +209,64 @@ static struct effective effective_of(const struct dir_auth_view *v)
     return e;
 }
 
+/* What `mailbox show` lists besides the settings. */
+struct mailbox_lists {
+    struct alias_rows aliases, send_as, access;
+    size_t app_passwords;
+    struct dir_limits limits; /* effective */
+};
+
+static void count_app_password(const struct dir_app_password *p, void *arg)
+{
+    (void)p;
+    (*(size_t *)arg)++;
+}
+
+static int read_lists(struct ctl *c, const struct dir_auth_view *v, struct mailbox_lists *l)
+{
+    const char *a = v->mailbox.address;
+    memset(l, 0, sizeof *l);
+    l->aliases.arr = json_array();
+    l->send_as.arr = json_array();
+    l->access.arr = json_array();
+    dir_effective_limits(v, &l->limits);
+    enum dir_status st = dir_alias_list(c->dir, a, collect_alias, &l->aliases);
+    if (st == DIR_OK)
+        st = dir_send_as_list(c->dir, a, collect_alias, &l->send_as);
+    if (st == DIR_OK)
+        st = dir_access_list(c->dir, a, collect_alias, &l->access);
+    if (st == DIR_OK)
+        st = dir_app_password_list(c->dir, a, count_app_password, &l->app_passwords);
+    char what[300];
+    snprintf(what, sizeof what, "mailbox %s", a);
+    return ctl_dir_status(c, st, what);
+}
+
+static void free_lists(struct mailbox_lists *l)
+{
+    json_decref(l->aliases.arr);
+    json_decref(l->send_as.arr);
+    json_decref(l->access.arr);
+}
+
+/* {"max_sessions": {"tenant": 3, "mailbox": "inherit"|N, "effective": 3, "decided_by": ...}} */
+static json_t *limits_json(const struct dir_auth_view *v, const struct dir_limits *eff)
+{
+    json_t *j = json_object();
+    for (size_t i = 0; i < CTL_LIMITS; i++) {
+        unsigned own = ctl_limit_get(&v->mailbox.limits, i);
+        json_object_set_new(j, ctl_limit_keys[i].json,
+                            json_pack("{s:I, s:o, s:I, s:s}", "tenant",
+                                      (json_int_t)ctl_limit_get(&v->tenant.limits, i), "mailbox",
+                                      own ? json_integer((json_int_t)own) : json_string("inherit"),
+                                      "effective", (json_int_t)ctl_limit_get(eff, i), "decided_by",
+                                      own ? "mailbox" : "tenant"));
+    }
+    return j;
+}
+
 static int show_json(const struct dir_auth_view *v, const struct effective *e,
-                     struct alias_rows *aliases)
+                     struct mailbox_lists *l)
 {
     const struct dir_mailbox *m = &v->mailbox;
     char created[40], changed[40];
@@ -196,35 +284,53 @@ static int show_json(const struct dir_auth_view *v, const struct effective *e,
         e->policy->allow_basic_smtp, "security_defaults", ctl_onoff(v->tenant.security_defaults),
         "app_passwords", ctl_onoff(v->tenant.app_passwords), "reply_detail",
         v->tenant.reply_detail == REPLY_DETAIL_GENERIC ? "generic" : "full", "aliases",
-        aliases->arr, "created", created);
+        l->aliases.arr, "created", created);
     if (j != NULL && m->password_hash[0] != '\0')
         json_object_set_new(j, "password_changed", json_string(changed));
+    if (j != NULL) {
+        json_object_set(j, "send_as", l->send_as.arr);
+        json_object_set(j, "access", l->access.arr);
+        json_object_set_new(j, "app_password_count", json_integer((json_int_t)l->app_passwords));
+        json_object_set_new(j, "limits", limits_json(v, &l->limits));
+    }
     return ctl_json_print(j);
+}
+
+static void show_limits(const struct dir_auth_view *v, const struct dir_limits *eff)
+{
+    printf("limits (effective, and where each comes from)\n");
+    for (size_t i = 0; i < CTL_LIMITS; i++) {
+        unsigned own = ctl_limit_get(&v->mailbox.limits, i);
+        char from[64];
+        if (own)
+            snprintf(from, sizeof from, "mailbox; tenant %u", ctl_limit_get(&v->tenant.limits, i));
+        else
+            snprintf(from, sizeof from, "tenant");
+        printf("  %-24s%u (%s)\n", ctl_limit_keys[i].key, ctl_limit_get(eff, i), from);
+    }
 }
 
 static int mailbox_show(struct ctl *c, char **pos, int npos)
 {
     (void)npos;
-    struct dir_auth_view v;
+    static struct dir_auth_view v; /* large (every access rule); one per process */
     int rc = load_view(c, pos[0], &v, false);
     if (rc != 0)
         return rc;
     const struct dir_mailbox *m = &v.mailbox;
-    struct alias_rows aliases = {.arr = json_array(), .text = ""};
-    char what[300];
-    snprintf(what, sizeof what, "mailbox %s", m->address);
-    rc = ctl_dir_status(c, dir_alias_list(c->dir, m->address, collect_alias, &aliases), what);
+    static struct mailbox_lists l; /* three 2 KiB texts */
+    rc = read_lists(c, &v, &l);
     if (rc != 0) {
-        json_decref(aliases.arr);
+        free_lists(&l);
         return rc;
     }
     struct effective e = effective_of(&v);
     if (c->json) {
-        rc = show_json(&v, &e, &aliases);
-        json_decref(aliases.arr);
+        rc = show_json(&v, &e, &l);
+        free_lists(&l);
         return rc;
     }
-    json_decref(aliases.arr);
+    free_lists(&l);
     char created[40], changed[40];
     ctl_time_s(m->created, created, sizeof created);
     ctl_time_s(m->password_changed, changed, sizeof changed);
@@ -255,10 +361,16 @@ static int mailbox_show(struct ctl *c, char **pos, int npos)
            e.policy->allow_basic_smtp ? "allowed" : "blocked");
     printf("security-defaults   %s (tenant)%s\n", ctl_onoff(v.tenant.security_defaults),
            v.tenant.security_defaults ? ": basic SMTP blocked" : "");
-    printf("app-passwords       %s (tenant)\n", ctl_onoff(v.tenant.app_passwords));
+    printf("app-passwords       %s (tenant), %zu app password%s (submitctl app-password list "
+           "%s)\n",
+           ctl_onoff(v.tenant.app_passwords), l.app_passwords, l.app_passwords == 1 ? "" : "s",
+           m->address);
     printf("reply-detail        %s (tenant)\n",
            v.tenant.reply_detail == REPLY_DETAIL_GENERIC ? "generic" : "full");
-    printf("aliases             %s\n", aliases.text[0] ? aliases.text : "(none)");
+    printf("aliases             %s\n", l.aliases.text[0] ? l.aliases.text : "(none)");
+    printf("send-as grants      %s\n", l.send_as.text[0] ? l.send_as.text : "(none)");
+    printf("access grants       %s\n", l.access.text[0] ? l.access.text : "(none)");
+    show_limits(&v, &l.limits);
     printf("created             %s\n", created);
     return CTL_EXIT_OK;
 }
@@ -316,11 +428,14 @@ const struct ctl_command ctl_mailbox_commands[] = {
     {"mailbox", "remove", "ADDRESS", "remove a mailbox and its aliases", 1, 1, CTL_WRITES, NULL,
      mailbox_remove},
     {"mailbox", "set", "ADDRESS KEY VALUE",
-     "smtp-auth on|off|inherit, policy NAME|inherit, enabled yes|no", 3, 3, CTL_WRITES, NULL,
-     mailbox_set},
+     "smtp-auth on|off|inherit, policy NAME|inherit, enabled yes|no, max-sessions N|inherit, "
+     "messages-per-minute N|inherit, recipients-per-day N|inherit, recipients-per-message "
+     "N|inherit",
+     3, 3, CTL_WRITES, NULL, mailbox_set},
     {"mailbox", "show", "ADDRESS",
-     "every setting: tenant value, mailbox value, effective value and who decided it", 1, 1,
-     CTL_JSON, NULL, mailbox_show},
+     "every setting: tenant value, mailbox value, effective value and who decided it; aliases, "
+     "grants, app passwords, limits",
+     1, 1, CTL_JSON, NULL, mailbox_show},
     {"mailbox", "list", "[--tenant DOMAIN]", "mailboxes (of one tenant)", 0, 0, CTL_JSON,
      mailbox_list_opts, mailbox_list},
     {NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL},

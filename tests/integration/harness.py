@@ -350,13 +350,14 @@ class Daemon:
     starttls (require TLS), tls (implicit) and cleartext (STARTTLS offered, cleartext AUTH
     allowed, TLS not required)."""
 
-    def __init__(self, conf_extra=()):
+    def __init__(self, conf_extra=(), env=None):
         for path in (SUBMITD, SUBMITCTL):
             if not os.access(path, os.X_OK):
                 raise AssertionError("%s is not built (SUBMITD_BUILD=%s)" % (path, BUILD))
         self.dir = tempfile.mkdtemp(prefix="submitd-it-")
         self.ports = {"starttls": free_port(), "tls": free_port(), "cleartext": free_port()}
         self.conf_extra = list(conf_extra)
+        self.env = dict(env or {})  # extra environment for submitd (not for submitctl)
         self.log_path = os.path.join(self.dir, "submitd.stderr")
         self.proc = None
         self.log_file = None
@@ -403,9 +404,19 @@ class Daemon:
             stdout=self.log_file,
             stderr=self.log_file,
             cwd=self.dir,
+            env=dict(os.environ, **self.env) if self.env else None,
             preexec_fn=_die_with_parent,
         )
         self.wait_ready()
+
+    def restart(self):
+        """SIGTERM, wait for exit 0 (bounded), start again on the same ports and data directory.
+        Raises AssertionError when the old process does not exit 0."""
+        status = self.stop()
+        if status != 0:
+            raise AssertionError("submitd exited %s on SIGTERM before a restart\n%s"
+                                 % (status, self.log_tail()))
+        self.start()
 
     def wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -614,6 +625,7 @@ class DaemonTestCase(unittest.TestCase):
     SIGTERM."""
 
     CONF = ()
+    ENV = {}  # extra environment for submitd
     daemon = None
 
     @classmethod
@@ -622,7 +634,7 @@ class DaemonTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.daemon = Daemon(cls.CONF)
+        cls.daemon = Daemon(cls.CONF, env=cls.ENV)
         try:
             cls.daemon.start()
             cls.provision(cls.daemon)

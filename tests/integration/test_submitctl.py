@@ -2,14 +2,20 @@
 
 Every command and its error paths, the exit codes (0 yes, 1 no, 2 bad usage), --json output,
 `mailbox show` precedence (SPEC section 2), `explain` for each failing gate with the fix it
-prints (SPEC section 3), the sign-in / submission logs and the queue.
+prints (SPEC section 3), the sign-in / submission logs and the queue; the OAuth side of issue 3
+(SPEC sections 4, 5 and 8): tenant OAuth settings and limits, the built-in issuer (`tenant
+jwks`, `token issue`), app passwords, send-as and access grants, mailbox limit overrides, and
+`explain --token-stdin` with tokens signed here by the openssl command.
 
 Environment: SUBMITD_BUILD (directory holding submitctl, default ./build). Each test gets a fresh
 data directory from tempfile.mkdtemp(). Python standard library only.
 """
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -98,7 +104,10 @@ class TestUsage(CtlCase):
                     "mailbox set", "mailbox show", "mailbox list", "alias add", "alias remove",
                     "alias list", "policy add", "policy set", "policy show", "policy list",
                     "policy remove", "rule add", "rule list", "rule remove", "explain",
-                    "signins", "submissions", "queue list", "queue show"):
+                    "signins", "submissions", "queue list", "queue show", "tenant jwks",
+                    "token issue", "app-password add", "app-password list",
+                    "app-password revoke", "mailbox grant-send-as", "mailbox revoke-send-as",
+                    "mailbox grant-access", "mailbox revoke-access"):
             self.assertIn("  " + cmd, out)
         self.assertIn("mailbox", self.ok("help", "mailbox"))
         self.assertNotIn("tenant add", self.ok("help", "mailbox"))
@@ -572,6 +581,544 @@ class TestExplain(CtlCase):
         self.no("explain", "alice@example.com", "--ip", "300.1.1.1", code=2, stderr="--ip")
         self.no("explain", "alice@example.com", "--mech", "xoauth2", "--app-password", code=2)
         self.no("explain", "not-an-address", code=2)
+
+
+# --- issue 3: OAuth, the built-in issuer, app passwords, grants, submission limits ---
+
+def b64url_decode(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token_parts(token):
+    header, payload, sig = token.split(".")
+    return json.loads(b64url_decode(header)), json.loads(b64url_decode(payload)), sig
+
+
+class OAuthCase(CtlCase):
+    def keyfile(self, domain="example.com"):
+        return os.path.join(self.dir, "keys", domain + ".pem")
+
+    def kid(self, domain="example.com"):
+        return json.loads(self.ok("tenant", "jwks", domain))["keys"][0]["kid"]
+
+    def sign(self, claims, domain="example.com", header=None):
+        """A compact JWS signed with a tenant's built-in Ed25519 key by the openssl command
+        (an implementation independent of submitd's)."""
+        header = header or {"alg": "EdDSA", "typ": "JWT", "kid": self.kid(domain)}
+        signing_input = (b64url(json.dumps(header).encode()) + "."
+                         + b64url(json.dumps(claims).encode()))
+        msg = os.path.join(self.dir, "signing-input")
+        with open(msg, "w") as f:
+            f.write(signing_input)
+        r = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey",
+                            self.keyfile(domain), "-in", msg], capture_output=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), 64)
+        return signing_input + "." + b64url(r.stdout)
+
+    def claims(self, **over):
+        now = int(time.time())
+        c = {"iss": "submitd:example.com", "aud": "submitd", "sub": "alice@example.com",
+             "email": "alice@example.com", "scp": "SMTP.Send", "iat": now, "nbf": now,
+             "exp": now + 600}
+        c.update(over)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def issue(self, *args):
+        out = self.ok("token", "issue", *args)
+        self.assertEqual(len(out.splitlines()), 1, out)
+        return out.strip()
+
+
+class TestOAuthTenant(OAuthCase):
+    def test_add_makes_signing_key_and_show_has_oauth_and_limits(self):
+        out = self.ok("tenant", "add", "example.com")
+        self.assertIn("built-in issuer submitd:example.com", out)
+        self.assertEqual(stat.S_IMODE(os.stat(self.keyfile()).st_mode), 0o600)
+        t = self.js("tenant", "show", "example.com")
+        self.assertEqual(t["oauth"], {"issuer": "builtin", "issuer_name": "submitd:example.com",
+                                      "jwks": "builtin", "audience": "submitd",
+                                      "scope": "SMTP.Send", "identity_claim": "any"})
+        self.assertEqual(t["limits"], {"max_sessions": 3, "messages_per_minute": 30,
+                                       "recipients_per_day": 10000,
+                                       "recipients_per_message": 500})  # SPEC 4 defaults
+        self.assertEqual(t["app_passwords"], "off")
+        out = self.ok("tenant", "show", "example.com")
+        self.assertRegex(out, r"\n  issuer\s+builtin \(submitd:example.com\)\n")
+        self.assertRegex(out, r"\n  jwks\s+builtin \(submitctl tenant jwks example.com\)\n")
+        self.assertRegex(out, r"\n  audience\s+submitd\n")
+        self.assertRegex(out, r"\n  scope\s+SMTP.Send")
+        self.assertRegex(out, r"\n  identity claim\s+any")
+        self.assertRegex(out, r"\n  recipients-per-day\s+10000\n")
+        self.assertRegex(out, r"\napp-passwords\s+off\n")
+
+    def test_set_oauth_and_limits(self):
+        self.ok("tenant", "add", "example.com")
+        out = self.ok("tenant", "set", "example.com", "issuer",
+                      "https://login.example.net/t1/v2.0", "jwks",
+                      "https://login.example.net/t1/keys")  # several pairs in one command
+        self.assertIn("issuer = https://login.example.net/t1/v2.0", out)
+        self.assertIn("jwks = https://login.example.net/t1/keys", out)
+        self.assertNotIn("note:", out)
+        for key, value in (("audience", "api://submit"), ("scope", "Mail.Submit"),
+                           ("identity-claim", "upn"), ("max-sessions", "5"),
+                           ("messages-per-minute", "60"), ("recipients-per-day", "200"),
+                           ("recipients-per-message", "50")):
+            self.ok("tenant", "set", "example.com", key, value)
+        t = self.js("tenant", "show", "example.com")
+        self.assertEqual(t["oauth"], {"issuer": "https://login.example.net/t1/v2.0",
+                                      "issuer_name": "https://login.example.net/t1/v2.0",
+                                      "jwks": "https://login.example.net/t1/keys",
+                                      "audience": "api://submit", "scope": "Mail.Submit",
+                                      "identity_claim": "upn"})
+        self.assertEqual(t["limits"], {"max_sessions": 5, "messages_per_minute": 60,
+                                       "recipients_per_day": 200, "recipients_per_message": 50})
+        out = self.ok("tenant", "show", "example.com")
+        self.assertRegex(out, r"\n  issuer\s+https://login.example.net/t1/v2.0\n")
+        self.assertRegex(out, r"\n  max-sessions\s+5\n")
+        # half a switch is pointed out
+        out = self.ok("tenant", "set", "example.com", "jwks", "builtin")
+        self.assertIn("note: tokens of issuer https://login.example.net/t1/v2.0 are checked "
+                      "against the built-in key", out)
+        self.ok("tenant", "set", "example.com", "issuer", "builtin", "identity-claim", "any")
+        t = self.js("tenant", "show", "example.com")
+        self.assertEqual((t["oauth"]["issuer"], t["oauth"]["jwks"], t["oauth"]["identity_claim"]),
+                         ("builtin", "builtin", "any"))
+
+    def test_jwks_file_is_checked_and_made_absolute(self):
+        self.ok("tenant", "add", "example.com")
+        self.ok("tenant", "add", "idp.example")
+        with open(os.path.join(self.dir, "idp.json"), "w") as f:
+            f.write(self.ok("tenant", "jwks", "idp.example"))
+        with open(os.path.join(self.dir, "junk.json"), "w") as f:
+            f.write("{not json")
+        with open(os.path.join(self.dir, "empty.json"), "w") as f:
+            f.write('{"keys": []}')
+        r = subprocess.run([SUBMITCTL, "-d", self.dir, "tenant", "set", "example.com", "jwks",
+                            "idp.json"], cwd=self.dir, capture_output=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.js("tenant", "show", "example.com")["oauth"]["jwks"],
+                         os.path.join(os.path.realpath(self.dir), "idp.json"))
+        self.no("tenant", "set", "example.com", "jwks", os.path.join(self.dir, "junk.json"),
+                stderr="junk.json")
+        self.no("tenant", "set", "example.com", "jwks", os.path.join(self.dir, "empty.json"),
+                stderr="no usable signing key")
+        self.no("tenant", "set", "example.com", "jwks", os.path.join(self.dir, "missing.json"),
+                stderr="No such file or directory")
+        with open(self.keyfile("idp.example")) as f:  # a private key is refused
+            private = f.read()
+        self.assertIn("PRIVATE KEY", private)
+        self.no("tenant", "set", "example.com", "jwks", self.keyfile("idp.example"))
+
+    def test_set_errors(self):
+        self.ok("tenant", "add", "example.com")
+        for args, why in ((("identity-claim", "sid"), "email, upn, preferred_username or any"),
+                          (("max-sessions", "0"), "from 1 to 1000000"),
+                          (("recipients-per-day", "1000001"), "from 1 to 1000000"),
+                          (("messages-per-minute", "many"), "from 1 to 1000000"),
+                          (("audience", "two words"), "without spaces"),
+                          (("scope", "x" * 64), "1-63"),
+                          (("issuer", ""), "issuer"),
+                          (("smtp-auth", "on", "scope"), "has no value"),
+                          (("color", "red"), "unknown setting color")):
+            self.no("tenant", "set", "example.com", *args, code=2, stderr=why)
+        # the directory's own checks: exit 1 with its reason
+        self.no("tenant", "set", "example.com", "issuer", "1bad:issuer", stderr="not a URI")
+        self.no("tenant", "set", "nowhere.example", "max-sessions", "4", stderr="no such tenant")
+        # a bad pair anywhere changes nothing
+        self.no("tenant", "set", "example.com", "max-sessions", "7", "scope", "a b", code=2)
+        self.assertEqual(self.js("tenant", "show", "example.com")["limits"]["max_sessions"], 3)
+
+    def test_tenant_jwks(self):
+        self.ok("tenant", "add", "example.com")
+        doc = json.loads(self.ok("tenant", "jwks", "example.com"))
+        self.assertEqual(len(doc["keys"]), 1)
+        key = doc["keys"][0]
+        self.assertEqual((key["kty"], key["crv"]), ("OKP", "Ed25519"))
+        self.assertEqual(len(b64url_decode(key["x"])), 32)
+        self.assertNotIn("d", key)  # never the private part
+        self.assertTrue(key["kid"])
+        self.assertEqual(json.loads(self.ok("tenant", "jwks", "example.com")), doc)  # stable
+        self.ok("tenant", "add", "other.example")
+        self.assertNotEqual(self.kid("other.example"), key["kid"])  # one key per tenant
+        self.no("tenant", "jwks", "nowhere.example", stderr="no such tenant")
+        self.no("tenant", "jwks", "bad domain", code=2)
+
+    def test_jwks_made_when_first_needed(self):
+        self.ok("tenant", "add", "example.com")
+        os.unlink(self.keyfile())  # as for a tenant made before the built-in issuer existed
+        self.assertTrue(json.loads(self.ok("tenant", "jwks", "example.com"))["keys"])
+        self.assertTrue(os.path.exists(self.keyfile()))
+
+
+class TestTokenIssue(OAuthCase):
+    def test_token_has_the_expected_claims(self):
+        self.base()
+        before = int(time.time())
+        token = self.issue("ALICE@example.com")
+        self.assertRegex(token, r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+        header, claims, sig = token_parts(token)
+        self.assertEqual(header["alg"], "EdDSA")
+        self.assertEqual(header["kid"], self.kid())
+        self.assertEqual(len(b64url_decode(sig)), 64)
+        self.assertEqual(claims["iss"], "submitd:example.com")
+        self.assertEqual(claims["aud"], "submitd")
+        self.assertEqual(claims["sub"], "alice@example.com")
+        self.assertEqual(claims["email"], "alice@example.com")
+        self.assertEqual(claims["scp"], "SMTP.Send")
+        self.assertEqual(claims["exp"] - claims["iat"], 3600)
+        self.assertLessEqual(abs(claims["iat"] - before), 5)
+        self.assertLessEqual(claims["nbf"], claims["iat"])
+        self.assertTrue(claims["jti"])
+        self.assertNotEqual(token_parts(self.issue("alice@example.com"))[1]["jti"], claims["jti"])
+
+    def test_options_and_tenant_defaults(self):
+        self.base()
+        _, claims, _ = token_parts(self.issue("alice@example.com", "--ttl", "60", "--scope",
+                                              "Custom.Scope", "--audience", "api://other"))
+        self.assertEqual(claims["exp"] - claims["iat"], 60)
+        self.assertEqual((claims["scp"], claims["aud"]), ("Custom.Scope", "api://other"))
+        _, claims, _ = token_parts(self.issue("alice@example.com", "--ttl", "86400"))
+        self.assertEqual(claims["exp"] - claims["iat"], 86400)
+        self.ok("tenant", "set", "example.com", "audience", "api://submit", "scope", "Mail.Submit")
+        _, claims, _ = token_parts(self.issue("alice@example.com"))
+        self.assertEqual((claims["scp"], claims["aud"]), ("Mail.Submit", "api://submit"))
+
+    def test_refusals(self):
+        self.base()
+        for ttl in ("0", "86401", "-5", "soon"):
+            self.no("token", "issue", "alice@example.com", "--ttl", ttl, code=2, stderr="--ttl")
+        self.no("token", "issue", "alice@example.com", "--scope", "two scopes", code=2,
+                stderr="--scope")
+        self.no("token", "issue", "alice@example.com", "--audience", "", code=2)
+        self.no("token", "issue", "not-an-address", code=2, stderr="not a valid address")
+        self.no("token", "issue", "ghost@example.com", stderr="no such mailbox: ghost@example.com")
+        self.no("token", "issue", "alice@nowhere.example", stderr="not an accepted domain")
+        self.ok("tenant", "set", "example.com", "issuer", "https://login.example.net/t1/v2.0")
+        out, _ = self.no("token", "issue", "alice@example.com",
+                         stderr="uses the external issuer https://login.example.net/t1/v2.0")
+        self.assertEqual(out, "")  # nothing on stdout
+        self.ok("tenant", "set", "example.com", "issuer", "builtin")
+        self.issue("alice@example.com")
+
+
+class TestAppPassword(OAuthCase):
+    def add(self, label, address="alice@example.com"):
+        out = self.ok("app-password", "add", address, label)
+        secrets = re.findall(r"^secret: (\S+)$", out, re.M)
+        self.assertEqual(len(secrets), 1, out)
+        return secrets[0], out
+
+    def test_add_prints_the_secret_once_and_list_never(self):
+        self.base()
+        secret, out = self.add("phone")
+        self.assertRegex(secret, r"^[a-z2-7]{20}$")  # base32, ~100 bits
+        self.assertEqual(out.count(secret), 1)
+        self.assertIn("cannot be shown again", out)
+        self.assertIn("app-passwords off", out)
+        self.assertIn("submitctl tenant set example.com app-passwords on", out)
+        digest = hashlib.blake2b(secret.encode(), digest_size=32).hexdigest()
+        listing = self.ok("app-password", "list", "alice@example.com")
+        self.assertRegex(listing, r"\nphone\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+never\n")
+        rows = self.js("app-password", "list", "alice@example.com")
+        self.assertEqual([(r["label"], r["last_used"]) for r in rows["app_passwords"]],
+                         [("phone", None)])
+        self.assertRegex(rows["app_passwords"][0]["created"], r"^\d{4}-\d\d-\d\dT")
+        for text in (listing, json.dumps(rows), self.ok("mailbox", "show", "alice@example.com"),
+                     json.dumps(self.js("mailbox", "show", "alice@example.com"))):
+            self.assertNotIn(secret, text)
+            self.assertNotIn(digest, text)
+        with open(os.path.join(self.dir, "directory.db"), "rb") as f:
+            self.assertNotIn(secret.encode(), f.read())  # only the hash is stored
+        self.ok("tenant", "set", "example.com", "app-passwords", "on")
+        secret2, out = self.add("laptop")
+        self.assertNotEqual(secret, secret2)
+        self.assertIn("app-passwords on", out)
+        doc = self.js("app-password", "add", "alice@example.com", "tablet")
+        self.assertRegex(doc["secret"], r"^[a-z2-7]{20}$")
+        self.assertEqual((doc["label"], doc["tenant_app_passwords"]), ("tablet", "on"))
+        self.assertEqual(self.js("mailbox", "show", "alice@example.com")["app_password_count"], 3)
+        self.assertRegex(self.ok("mailbox", "show", "alice@example.com"), r"3 app passwords")
+
+    def test_revoke_and_errors(self):
+        self.base()
+        self.add("phone")
+        self.no("app-password", "add", "alice@example.com", "phone", stderr="already exists")
+        self.no("app-password", "add", "ghost@example.com", "phone", stderr="no such mailbox")
+        self.no("app-password", "add", "not-an-address", "phone", code=2)
+        self.no("app-password", "add", "alice@example.com", "", code=2, stderr="label")
+        self.no("app-password", "add", "alice@example.com", "x" * 64, code=2, stderr="label")
+        self.no("app-password", "add", "alice@example.com", "tab\there", code=2, stderr="label")
+        self.no("app-password", "add", "alice@example.com", code=2, stderr="missing arguments")
+        self.no("app-password", "list", "ghost@example.com", stderr="no such mailbox")
+        self.ok("app-password", "revoke", "alice@example.com", "phone")
+        self.no("app-password", "revoke", "alice@example.com", "phone",
+                stderr='no such app password "phone" of alice@example.com')
+        self.assertEqual(self.js("app-password", "list", "alice@example.com")["app_passwords"],
+                         [])
+        self.add("phone")  # the label is free again
+
+
+class TestGrants(CtlCase):
+    def test_send_as_and_access_grants_in_mailbox_show(self):
+        self.base()
+        self.ok("mailbox", "add", "bob@example.com", input="pw\n")
+        self.ok("tenant", "add", "other.example")
+        self.ok("mailbox", "add", "carol@other.example", input="pw\n")
+        self.assertIn("may now send as bob@example.com",
+                      self.ok("mailbox", "grant-send-as", "alice@example.com", "bob@example.com"))
+        self.ok("mailbox", "grant-access", "alice@example.com", "bob@example.com")
+        self.ok("mailbox", "grant-access", "alice@example.com", "app-7f3a9c")
+        show = self.js("mailbox", "show", "alice@example.com")
+        self.assertEqual(show["send_as"], ["bob@example.com"])
+        self.assertEqual(sorted(show["access"]), ["app-7f3a9c", "bob@example.com"])
+        out = self.ok("mailbox", "show", "alice@example.com")
+        self.assertRegex(out, r"\nsend-as grants\s+bob@example.com\n")
+        self.assertRegex(out, r"\naccess grants\s+.*app-7f3a9c")
+        self.assertEqual(self.js("mailbox", "show", "bob@example.com")["send_as"], [])
+        self.assertRegex(self.ok("mailbox", "show", "bob@example.com"),
+                         r"\nsend-as grants\s+\(none\)\n")
+        self.ok("mailbox", "revoke-send-as", "alice@example.com", "bob@example.com")
+        self.ok("mailbox", "revoke-access", "alice@example.com", "app-7f3a9c")
+        show = self.js("mailbox", "show", "alice@example.com")
+        self.assertEqual((show["send_as"], show["access"]), ([], ["bob@example.com"]))
+
+    def test_errors(self):
+        self.base()
+        self.ok("tenant", "add", "other.example")
+        self.no("mailbox", "grant-send-as", "alice@example.com", "x@other.example")  # foreign
+        self.no("mailbox", "grant-send-as", "ghost@example.com", "alice@example.com",
+                stderr="no such mailbox ghost@example.com")
+        self.no("mailbox", "grant-send-as", "alice@example.com", "no-at-sign", code=2,
+                stderr="not a valid address")
+        self.no("mailbox", "grant-access", "alice@example.com", "two words", code=2,
+                stderr="not a valid principal")
+        self.no("mailbox", "grant-access", "alice@example.com", code=2)
+        self.no("mailbox", "revoke-send-as", "alice@example.com", "bob@example.com")
+        self.no("mailbox", "revoke-access", "alice@example.com", "nobody@example.com")
+
+
+class TestLimits(CtlCase):
+    def limits(self):
+        return self.js("mailbox", "show", "alice@example.com")["limits"]
+
+    def test_inherit_and_override(self):
+        self.base()
+        lim = self.limits()
+        self.assertEqual(lim["max_sessions"], {"tenant": 3, "mailbox": "inherit",
+                                               "effective": 3, "decided_by": "tenant"})
+        self.assertEqual([lim[k]["effective"] for k in ("messages_per_minute",
+                                                        "recipients_per_day",
+                                                        "recipients_per_message")],
+                         [30, 10000, 500])
+        self.assertRegex(self.ok("mailbox", "show", "alice@example.com"),
+                         r"\n  max-sessions\s+3 \(tenant\)\n")
+        self.ok("tenant", "set", "example.com", "max-sessions", "5")
+        self.assertEqual(self.limits()["max_sessions"]["effective"], 5)
+        self.ok("mailbox", "set", "alice@example.com", "max-sessions", "2")
+        self.ok("mailbox", "set", "alice@example.com", "recipients-per-message", "1000")
+        lim = self.limits()
+        self.assertEqual(lim["max_sessions"], {"tenant": 5, "mailbox": 2, "effective": 2,
+                                               "decided_by": "mailbox"})
+        self.assertEqual(lim["recipients_per_message"]["effective"], 1000)  # above the tenant's
+        self.assertEqual(lim["messages_per_minute"]["decided_by"], "tenant")
+        out = self.ok("mailbox", "show", "alice@example.com")
+        self.assertRegex(out, r"\n  max-sessions\s+2 \(mailbox; tenant 5\)\n")
+        self.assertRegex(out, r"\n  messages-per-minute\s+30 \(tenant\)\n")
+        self.ok("mailbox", "set", "alice@example.com", "max-sessions", "inherit")
+        self.assertEqual(self.limits()["max_sessions"], {"tenant": 5, "mailbox": "inherit",
+                                                         "effective": 5,
+                                                         "decided_by": "tenant"})
+
+    def test_errors(self):
+        self.base()
+        for value in ("0", "1000001", "lots", "-1"):
+            self.no("mailbox", "set", "alice@example.com", "max-sessions", value, code=2,
+                    stderr="value must be a number from 1 to 1000000, or inherit")
+        self.no("mailbox", "set", "ghost@example.com", "recipients-per-day", "5")
+
+
+class TestExplainToken(OAuthCase):
+    def setUp(self):
+        super().setUp()
+        self.base(tenant_on=True)
+
+    def explain(self, token, *args, code, address="alice@example.com"):
+        rc, out, err = self.run_ctl("explain", address, "--token-stdin", *args,
+                                    input=token + "\n")
+        self.assertEqual(rc, code, "explain %s: %s%s" % (" ".join(args), err, out))
+        for part in token.split("."):  # the token is never printed
+            if len(part) >= 16:
+                self.assertNotIn(part, out + err)
+        return out
+
+    def check(self, out, name):
+        for line in out.splitlines():
+            fields = line.split()
+            if fields and fields[0] == name and len(fields) > 1:
+                return fields[1], line
+        self.fail("no check %s in\n%s" % (name, out))
+
+    def gate(self, out, gate):
+        for line in out.splitlines():
+            if gate in line.split()[:2]:
+                return line
+        self.fail("no gate %s in\n%s" % (gate, out))
+
+    def assert_check_fails(self, out, name):
+        names = ["format", "alg", "key", "signature", "exp", "nbf", "iss", "aud", "scope",
+                 "identity", "act-as"]
+        at = names.index(name)
+        for i, n in enumerate(names):
+            self.assertEqual(self.check(out, n)[0], "pass" if i < at else
+                             "FAIL" if i == at else "-", out)
+        self.assertRegex(self.gate(out, "credentials"), r"\bFAIL\b.*fails check %s" % name)
+        self.assertIn("`535 5.7.3 Authentication unsuccessful`", out.strip().splitlines()[-1])
+
+    def test_issued_token_passes_credentials(self):
+        token = self.issue("alice@example.com")
+        out = self.explain(token, code=0)
+        self.assertNotIn(token, out)
+        for name in ("format", "alg", "key", "signature", "exp", "nbf", "iss", "aud", "scope",
+                     "identity", "act-as"):
+            self.assertEqual(self.check(out, name)[0], "pass", out)
+        self.assertIn("EdDSA", self.check(out, "alg")[1])
+        self.assertIn(self.kid(), self.check(out, "key")[1])
+        self.assertIn("submitd:example.com", self.check(out, "iss")[1])
+        self.assertIn("is the mailbox itself", self.check(out, "act-as")[1])
+        self.assertRegex(self.gate(out, "credentials"), r"\bpass\b.*token valid")
+        self.assertIn("the OAuth token from standard input", out.splitlines()[0])
+        last = out.strip().splitlines()[-1]
+        self.assertTrue(last.startswith("Result: ALLOWED"), last)
+        self.assertNotIn("the token is valid", last)  # known now, not assumed
+        # OAUTHBEARER, and JSON
+        self.explain(token, "--mech", "oauthbearer", code=0)
+        doc = json.loads(self.explain(token, "--json", code=0))
+        self.assertEqual(doc["gates"][2]["outcome"], "pass")
+        self.assertTrue(doc["token"]["valid"])
+        self.assertEqual(doc["token"]["result"], "ok")
+        self.assertIsNone(doc["token"].get("failed_check"))
+        self.assertEqual({c["outcome"] for c in doc["token"]["checks"]}, {"pass"})
+        self.assertEqual(doc["token"]["identity"], "alice@example.com")
+        self.assertNotIn(token, json.dumps(doc))
+
+    def test_smtp_auth_still_decides_after_a_valid_token(self):
+        token = self.issue("alice@example.com")
+        self.ok("mailbox", "set", "alice@example.com", "smtp-auth", "off")
+        out = self.explain(token, code=1)
+        self.assertRegex(self.gate(out, "credentials"), r"\bpass\b")
+        self.assertIn("Result: DENIED by gate smtp-auth", out)
+
+    def test_expired_token_names_the_exp_check(self):
+        now = int(time.time())
+        token = self.sign(self.claims(iat=now - 900, nbf=now - 900, exp=now - 120))
+        out = self.explain(token, code=1)
+        self.assert_check_fails(out, "exp")
+        self.assertIn("expired at", self.check(out, "exp")[1])
+        self.assertIn("fix: submitctl token issue alice@example.com", out)
+        doc = json.loads(self.explain(token, "--json", code=1))
+        self.assertEqual((doc["token"]["result"], doc["token"]["failed_check"]),
+                         ("expired", "exp"))
+        self.assertEqual(doc["gates"][2]["outcome"], "FAIL")
+        # within the 60 s skew it still passes
+        self.explain(self.sign(self.claims(exp=now - 30)), code=0)
+
+    def test_short_ttl_token_expires(self):
+        token = self.issue("alice@example.com", "--ttl", "1")
+        self.explain(token, code=0)  # exp is 1 s away; skew covers a little more
+        _, claims, _ = token_parts(token)
+        self.assertEqual(claims["exp"] - claims["iat"], 1)
+
+    def test_each_claim_check(self):
+        now = int(time.time())
+        for claims, name in ((self.claims(nbf=now + 600), "nbf"),
+                             (self.claims(iss="submitd:other.example"), "iss"),
+                             (self.claims(aud="someone-else"), "aud"),
+                             (self.claims(scp="Mail.Read"), "scope"),
+                             (self.claims(email=None), "identity")):
+            out = self.explain(self.sign(claims), code=1)
+            self.assert_check_fails(out, name)
+        out = self.explain(self.sign(self.claims(iss="submitd:other.example")), code=1)
+        self.assertIn("the tenant expects 'submitd:example.com'", self.check(out, "iss")[1])
+        # an app-only token (roles SMTP.SendAsApp, no scope) passes the scope check
+        out = self.explain(self.sign(self.claims(scp=None, roles=["SMTP.SendAsApp"])), code=0)
+        self.assertIn("SMTP.SendAsApp", self.check(out, "scope")[1])
+
+    def test_signature_key_alg_and_format(self):
+        token = self.issue("alice@example.com")
+        head, body, sig = token.split(".")
+        bad = bytearray(b64url_decode(sig))
+        bad[0] ^= 1
+        self.assert_check_fails(self.explain(head + "." + body + "." + b64url(bytes(bad)),
+                                             code=1), "signature")
+        self.ok("tenant", "add", "other.example")  # signed by another tenant's key
+        self.assert_check_fails(self.explain(self.sign(self.claims(), domain="other.example"),
+                                             code=1), "key")
+        none = (b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode()) + "."
+                + b64url(json.dumps(self.claims()).encode()) + ".")
+        self.assert_check_fails(self.explain(none, code=1), "alg")
+        hs = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + body + "."
+              + sig)
+        self.assert_check_fails(self.explain(hs, code=1), "alg")
+        self.assert_check_fails(self.explain("not-a-token", code=1), "format")
+        out = self.explain("a" * 9000, code=1)
+        self.assert_check_fails(out, "format")
+        self.assertIn("longer than 8192", self.check(out, "format")[1])
+
+    def test_delegation_through_an_access_grant(self):
+        self.ok("mailbox", "add", "bob@example.com", input="pw\n")
+        token = self.issue("bob@example.com")
+        out = self.explain(token, code=1)
+        self.assert_check_fails(out, "act-as")
+        self.assertIn("fix: submitctl mailbox grant-access alice@example.com bob@example.com",
+                      out)
+        self.ok("mailbox", "grant-access", "alice@example.com", "bob@example.com")
+        out = self.explain(token, code=0)
+        self.assertIn("bob@example.com was granted access to alice@example.com",
+                      self.check(out, "act-as")[1])
+        self.assertTrue(json.loads(self.explain(token, "--json", code=0))["token"]["delegated"])
+
+    def test_external_issuer_with_a_jwks_file(self):
+        """A tenant switched to another issuer: its iss, audience, identity claim and keys."""
+        self.ok("tenant", "add", "idp.example")  # its key plays the external provider's
+        jwks = os.path.join(self.dir, "idp-jwks.json")
+        with open(jwks, "w") as f:
+            f.write(self.ok("tenant", "jwks", "idp.example"))
+        self.ok("tenant", "set", "example.com", "issuer", "https://idp.example/v2.0", "jwks", jwks,
+                "audience", "api://submit", "identity-claim", "upn")
+        good = self.claims(iss="https://idp.example/v2.0", aud=["api://submit", "x"],
+                           email="someone@else.example", upn="Alice@Example.com")
+        out = self.explain(self.sign(good, domain="idp.example"), code=0)
+        self.assertIn("alice@example.com is the mailbox itself", self.check(out, "act-as")[1])
+        self.assertIn(jwks, self.check(out, "key")[1])
+        # a token of the built-in issuer is now refused, and no fix offers token issue
+        out = self.explain(self.issue_builtin_for_test(), code=1)
+        self.assert_check_fails(out, "key")
+        self.assertNotIn("fix: submitctl token issue", out)
+
+    def issue_builtin_for_test(self):
+        return self.sign(self.claims())  # the tenant's own built-in key, no longer trusted
+
+    def test_keys_unavailable_is_a_temporary_failure(self):
+        self.ok("tenant", "set", "example.com", "jwks", "http://127.0.0.1:9/jwks.json")
+        out = self.explain(self.issue_builtin_for_test(), code=1)
+        self.assertEqual(self.check(out, "key")[0], "FAIL")
+        self.assertIn("cannot get the keys", self.check(out, "key")[1])
+        self.assertIn("`454 4.7.0", out.strip().splitlines()[-1])
+
+    def test_usage(self):
+        self.no("explain", "alice@example.com", "--token-stdin", input="", code=2,
+                stderr="no token on standard input")
+        self.no("explain", "alice@example.com", "--token-stdin", input=" \n\n", code=2)
+        self.no("explain", "alice@example.com", "--token-stdin", "--mech", "plain", input="x",
+                code=2, stderr="--token-stdin needs an OAuth mechanism")
+        out = self.explain(self.issue("alice@example.com"), code=1, address="bob@example.com")
+        self.assertIn("no mailbox", out)
 
 
 SIGNIN_COLS = ("time_ms, ref, session, client_ip, client_port, listener, tls, mech, user, "
