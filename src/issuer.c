@@ -264,8 +264,7 @@ out:
     return key;
 }
 
-int issuer_jwks(const char *datadir, const char *domain, struct jwks *out, char *err,
-                size_t errlen)
+int issuer_jwks(const char *datadir, const char *domain, struct jwks *out, char *err, size_t errlen)
 {
     char kid[JWT_KID_MAX + 1];
     memset(out, 0, sizeof *out);
@@ -340,10 +339,10 @@ char *issuer_issue(const char *datadir, const char *domain, const char *address,
     }
     sodium_bin2base64(jti, sizeof jti, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     issuer_name(domain, iss, sizeof iss);
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "iss", iss, "aud",
-                               audience, "sub", address, "email", address, "scp", scope, "iat",
-                               (json_int_t)now, "nbf", (json_int_t)now, "exp",
-                               (json_int_t)(now + ttl), "jti", jti);
+    json_t *claims =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "iss", iss, "aud", audience,
+                  "sub", address, "email", address, "scp", scope, "iat", (json_int_t)now, "nbf",
+                  (json_int_t)now, "exp", (json_int_t)(now + ttl), "jti", jti);
     char *text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
     json_decref(claims);
     if (!text) {

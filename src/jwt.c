@@ -1,9 +1,8 @@
 /* jwt.c: JSON Web Tokens for SMTP OAuth (SPEC section 5). Owns compact JWS parsing and
  * verification (RFC 7515 3.1, 5.2; RFC 7519 7.2), the algorithms RS256, ES256 and EdDSA with
- * Ed25519 (RFC 7518 3.3, 3.4; RFC 8037 3.1), JWK and JWK Set parsing and export (RFC 7517,
- * RFC 7518 6, RFC 8037 2), JWK thumbprints (RFC 7638), the claim checks a tenant requires, and
- * signing for the built-in issuer. Everything here is a pure function of its arguments: no I/O,
- * no clock. Only OpenSSL 3 EVP and OSSL_PARAM interfaces are used.
+ * Ed25519 (RFC 7518 3.3, 3.4; RFC 8037 3.1), the claim checks a tenant requires, signing for the
+ * built-in issuer, and the strict base64url shared with jwk.c (JWK Sets, RFC 7517). Everything
+ * here is a pure function of its arguments: no I/O, no clock. Only OpenSSL 3 EVP interfaces.
  *
  * Security decisions: the algorithm is taken from a whitelist (never "none", never HMAC); a key is
  * used only for the algorithm its type implies and its own "alg" names; keys are never taken from
@@ -11,6 +10,7 @@
  * implement no extension; base64url is strict (no padding, canonical trailing bits); JSON with
  * duplicate member names is refused. */
 #include "jwt.h"
+#include "jwt_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +18,10 @@
 
 #include <jansson.h>
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
-#include <openssl/param_build.h>
 
-#define RSA_MIN_BITS 2048
-#define RSA_MAX_BITS 8192 /* bounds the work one token can cost */
-#define RSA_E_MAX_BYTES 8
-#define P256_COORD_LEN 32
-#define ED25519_KEY_LEN 32
-#define RAW_SIG_LEN 64                   /* ES256 R||S (RFC 7518 3.4) and Ed25519 (RFC 8032) */
-#define SIG_MAX (RSA_MAX_BITS / 8)       /* the longest signature we can check */
-#define B64URL_MAX(n) (((n) + 2) / 3 * 4) /* at least b64url_len(n) */
+#define RAW_SIG_LEN 64 /* ES256 R||S (RFC 7518 3.4) and Ed25519 (RFC 8032) */
 #define SCOPE_DEFAULT "SMTP.Send"
 #define APP_ROLE_DEFAULT "SMTP.SendAsApp"
 
@@ -54,13 +45,13 @@ static int b64url_value(unsigned char c)
     return -1;
 }
 
-static size_t b64url_len(size_t n)
+size_t jwt_b64url_len(size_t n)
 {
     return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-/* Writes b64url_len(n) characters and a NUL. */
-static void b64url_encode(const uint8_t *in, size_t n, char *out)
+/* Writes jwt_b64url_len(n) characters and a NUL. */
+void jwt_b64url_encode(const uint8_t *in, size_t n, char *out)
 {
     size_t o = 0;
     uint32_t acc = 0;
@@ -80,7 +71,7 @@ static void b64url_encode(const uint8_t *in, size_t n, char *out)
 
 /* Strict: only the URL-safe alphabet, no '=', no whitespace, no impossible length, and the unused
  * trailing bits zero (RFC 4648 3.5), so every byte string has exactly one encoding. */
-static int b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen)
+int jwt_b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen)
 {
     if (n % 4 == 1)
         return -1;
@@ -109,50 +100,48 @@ static int b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap, siz
 
 /* --- small JSON helpers --- */
 
-enum field { FIELD_ABSENT, FIELD_OK, FIELD_BAD };
-
-/* A string member: FIELD_BAD when it is not a string or holds a control character (which also
+/* A string member: JWT_FIELD_BAD when it is not a string or holds a control character (which also
  * catches an embedded NUL). */
-static enum field json_str(const json_t *obj, const char *key, const char **s, size_t *n)
+enum jwt_field jwt_json_str(const json_t *obj, const char *key, const char **s, size_t *n)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v)
-        return FIELD_ABSENT;
+        return JWT_FIELD_ABSENT;
     if (!json_is_string(v))
-        return FIELD_BAD;
+        return JWT_FIELD_BAD;
     *s = json_string_value(v);
     *n = json_string_length(v);
     for (size_t i = 0; i < *n; i++) {
         unsigned char c = (unsigned char)(*s)[i];
         if (c < 0x20 || c == 0x7f)
-            return FIELD_BAD;
+            return JWT_FIELD_BAD;
     }
-    return FIELD_OK;
+    return JWT_FIELD_OK;
 }
 
-static bool str_eq(const char *a, size_t an, const char *b)
+bool jwt_str_eq(const char *a, size_t an, const char *b)
 {
     return b && strlen(b) == an && memcmp(a, b, an) == 0;
 }
 
 /* A NumericDate (RFC 7519 2): a JSON number of seconds, possibly fractional (truncated). */
-static enum field json_date(const json_t *obj, const char *key, int64_t *out)
+static enum jwt_field json_date(const json_t *obj, const char *key, int64_t *out)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v)
-        return FIELD_ABSENT;
+        return JWT_FIELD_ABSENT;
     if (json_is_integer(v)) {
         *out = (int64_t)json_integer_value(v);
-        return FIELD_OK;
+        return JWT_FIELD_OK;
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (!(d > -4e18 && d < 4e18))
-            return FIELD_BAD;
+            return JWT_FIELD_BAD;
         *out = (int64_t)d;
-        return FIELD_OK;
+        return JWT_FIELD_OK;
     }
-    return FIELD_BAD;
+    return JWT_FIELD_BAD;
 }
 
 /* Copies for the sign-in log: truncated, control characters replaced. */
@@ -179,14 +168,14 @@ static json_t *json_parse(const uint8_t *buf, size_t n)
 
 /* --- algorithms and keys --- */
 
-static enum jwt_alg alg_from_name(const char *s, size_t n)
+enum jwt_alg jwt_alg_from_name(const char *s, size_t n)
 {
-    if (str_eq(s, n, "RS256"))
+    if (jwt_str_eq(s, n, "RS256"))
         return JWT_ALG_RS256;
-    if (str_eq(s, n, "ES256"))
+    if (jwt_str_eq(s, n, "ES256"))
         return JWT_ALG_ES256;
     /* "Ed25519" is the fully-specified name of the same algorithm (RFC 9864). */
-    if (str_eq(s, n, "EdDSA") || str_eq(s, n, "Ed25519"))
+    if (jwt_str_eq(s, n, "EdDSA") || jwt_str_eq(s, n, "Ed25519"))
         return JWT_ALG_EDDSA;
     return JWT_ALG_NONE;
 }
@@ -195,14 +184,13 @@ static bool pkey_is_p256(EVP_PKEY *pkey)
 {
     char group[64];
     size_t n = 0;
-    if (!EVP_PKEY_is_a(pkey, "EC") ||
-        EVP_PKEY_get_group_name(pkey, group, sizeof group, &n) != 1)
+    if (!EVP_PKEY_is_a(pkey, "EC") || EVP_PKEY_get_group_name(pkey, group, sizeof group, &n) != 1)
         return false;
     return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }
 
 /* The one algorithm a key may be used with, JWT_ALG_NONE for a key we do not use. */
-static enum jwt_alg pkey_alg(EVP_PKEY *pkey)
+enum jwt_alg jwt_pkey_alg(EVP_PKEY *pkey)
 {
     if (!pkey)
         return JWT_ALG_NONE;
@@ -219,7 +207,7 @@ static enum jwt_alg pkey_alg(EVP_PKEY *pkey)
 
 static bool key_fits(const struct jwk *k, enum jwt_alg alg)
 {
-    return alg != JWT_ALG_NONE && k->alg == alg && pkey_alg(k->pkey) == alg;
+    return alg != JWT_ALG_NONE && k->alg == alg && jwt_pkey_alg(k->pkey) == alg;
 }
 
 /* RFC 7518 3.4: the JWS signature is R||S, each 32 octets; OpenSSL speaks DER. */
@@ -280,8 +268,8 @@ static bool signature_ok(EVP_PKEY *pkey, enum jwt_alg alg, const char *msg, size
     /* RSA keys default to PKCS #1 v1.5 padding; Ed25519 takes no digest (RFC 8032 PureEdDSA). */
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     bool ok = ctx &&
-              EVP_DigestVerifyInit_ex(ctx, NULL, alg == JWT_ALG_EDDSA ? NULL : "SHA256", NULL,
-                                      NULL, pkey, NULL) == 1 &&
+              EVP_DigestVerifyInit_ex(ctx, NULL, alg == JWT_ALG_EDDSA ? NULL : "SHA256", NULL, NULL,
+                                      pkey, NULL) == 1 &&
               EVP_DigestVerify(ctx, s, slen, (const unsigned char *)msg, msglen) == 1;
     EVP_MD_CTX_free(ctx);
     OPENSSL_free(der);
@@ -325,20 +313,20 @@ static enum jwt_error jws_parse(const char *token, size_t len, struct jws *j)
 
     uint8_t buf[JWT_MAX_LEN];
     size_t n;
-    if (b64url_decode(token, (size_t)(d1 - token), buf, sizeof buf, &n) != 0 ||
+    if (jwt_b64url_decode(token, (size_t)(d1 - token), buf, sizeof buf, &n) != 0 ||
         !(j->header = json_parse(buf, n)))
         return JWT_MALFORMED;
-    if (b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof buf, &n) != 0 ||
+    if (jwt_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof buf, &n) != 0 ||
         !(j->payload = json_parse(buf, n)))
         return JWT_MALFORMED;
     size_t slen = (size_t)(end - d2 - 1);
-    if (slen > b64url_len(SIG_MAX)) {
+    if (slen > jwt_b64url_len(SIG_MAX)) {
         /* Well-formed perhaps, but longer than any key we accept could make. */
         for (size_t i = 0; i < slen; i++)
             if (b64url_value((unsigned char)d2[1 + i]) < 0)
                 return JWT_MALFORMED;
         j->sig_too_long = true;
-    } else if (b64url_decode(d2 + 1, slen, j->sig, sizeof j->sig, &j->siglen) != 0) {
+    } else if (jwt_b64url_decode(d2 + 1, slen, j->sig, sizeof j->sig, &j->siglen) != 0) {
         return JWT_MALFORMED;
     }
     j->input = token;
@@ -348,21 +336,20 @@ static enum jwt_error jws_parse(const char *token, size_t len, struct jws *j)
     if (json_object_get(j->header, "crit"))
         return JWT_MALFORMED;
     const char *s;
-    enum field f = json_str(j->header, "kid", &s, &n);
-    if (f == FIELD_BAD || (f == FIELD_OK && n > JWT_KID_MAX))
+    enum jwt_field f = jwt_json_str(j->header, "kid", &s, &n);
+    if (f == JWT_FIELD_BAD || (f == JWT_FIELD_OK && n > JWT_KID_MAX))
         return JWT_MALFORMED;
-    if (f == FIELD_OK) {
+    if (f == JWT_FIELD_OK) {
         memcpy(j->kid, s, n);
         j->kid[n] = '\0';
     }
-    if (json_str(j->header, "alg", &s, &n) != FIELD_OK)
+    if (jwt_json_str(j->header, "alg", &s, &n) != JWT_FIELD_OK)
         return JWT_MALFORMED;
-    j->alg = alg_from_name(s, n);
+    j->alg = jwt_alg_from_name(s, n);
     return JWT_OK;
 }
 
-enum jwt_error jwt_peek(const char *token, size_t len, enum jwt_alg *alg,
-                        char kid[JWT_KID_MAX + 1])
+enum jwt_error jwt_peek(const char *token, size_t len, enum jwt_alg *alg, char kid[JWT_KID_MAX + 1])
 {
     struct jws j;
     enum jwt_error e = jws_parse(token, len, &j);
@@ -387,8 +374,8 @@ static enum jwt_error jws_check_signature(const struct jws *j, const struct jwks
         if (!key_fits(k, j->alg))
             continue;
         tried++;
-        if (!j->sig_too_long && signature_ok(k->pkey, j->alg, j->input, j->inputlen, j->sig,
-                                             j->siglen))
+        if (!j->sig_too_long &&
+            signature_ok(k->pkey, j->alg, j->input, j->inputlen, j->sig, j->siglen))
             return JWT_OK;
     }
     if (tried > 0)
@@ -465,7 +452,8 @@ static int claim_grants(const json_t *p, const char *key, const char *want, bool
     size_t idx;
     const json_t *e;
     int found = 0;
-    json_array_foreach (v, idx, e) {
+    json_array_foreach(v, idx, e)
+    {
         if (!json_is_string(e))
             return -1;
         if (grant_matches(json_string_value(e), json_string_length(e), want, suffix_ok))
@@ -480,7 +468,7 @@ static enum jwt_error check_audience(const json_t *p, const char *want)
     if (!aud || !want || !*want)
         return JWT_WRONG_AUDIENCE;
     if (json_is_string(aud))
-        return str_eq(json_string_value(aud), json_string_length(aud), want)
+        return jwt_str_eq(json_string_value(aud), json_string_length(aud), want)
                    ? JWT_OK
                    : JWT_WRONG_AUDIENCE;
     if (!json_is_array(aud))
@@ -488,10 +476,11 @@ static enum jwt_error check_audience(const json_t *p, const char *want)
     size_t i;
     const json_t *e;
     enum jwt_error r = JWT_WRONG_AUDIENCE;
-    json_array_foreach (aud, i, e) {
+    json_array_foreach(aud, i, e)
+    {
         if (!json_is_string(e))
             return JWT_MALFORMED;
-        if (str_eq(json_string_value(e), json_string_length(e), want))
+        if (jwt_str_eq(json_string_value(e), json_string_length(e), want))
             r = JWT_OK;
     }
     return r;
@@ -511,18 +500,18 @@ static enum jwt_error check_identity(const json_t *p, const struct jwt_expect *x
     const char *s = NULL;
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
-        enum field f = json_str(p, names[i], &s, &n);
-        if (f == FIELD_BAD || (f == FIELD_OK && n > SMTP_PATH_MAX))
+        enum jwt_field f = jwt_json_str(p, names[i], &s, &n);
+        if (f == JWT_FIELD_BAD || (f == JWT_FIELD_OK && n > SMTP_PATH_MAX))
             return JWT_MALFORMED;
-        if (f == FIELD_OK && n > 0)
+        if (f == JWT_FIELD_OK && n > 0)
             break;
         s = NULL;
     }
     if (!s && out->app_only) {
-        enum field f = json_str(p, "sub", &s, &n);
-        if (f == FIELD_BAD || (f == FIELD_OK && n > SMTP_PATH_MAX))
+        enum jwt_field f = jwt_json_str(p, "sub", &s, &n);
+        if (f == JWT_FIELD_BAD || (f == JWT_FIELD_OK && n > SMTP_PATH_MAX))
             return JWT_MALFORMED;
-        if (f != FIELD_OK || n == 0)
+        if (f != JWT_FIELD_OK || n == 0)
             s = NULL;
     }
     if (!s)
@@ -537,22 +526,22 @@ static enum jwt_error claims_check(const json_t *p, const struct jwt_expect *x,
 {
     int skew = x->skew < 0 ? 0 : x->skew > JWT_SKEW_MAX ? JWT_SKEW_MAX : x->skew;
     int64_t exp = 0, nbf = 0, iat = 0;
-    enum field fnbf = json_date(p, "nbf", &nbf);
-    if (json_date(p, "exp", &exp) != FIELD_OK || fnbf == FIELD_BAD ||
-        json_date(p, "iat", &iat) == FIELD_BAD)
+    enum jwt_field fnbf = json_date(p, "nbf", &nbf);
+    if (json_date(p, "exp", &exp) != JWT_FIELD_OK || fnbf == JWT_FIELD_BAD ||
+        json_date(p, "iat", &iat) == JWT_FIELD_BAD)
         return JWT_MALFORMED;
     if (x->now - skew > exp)
         return JWT_EXPIRED;
-    if (fnbf == FIELD_OK && x->now + skew < nbf)
+    if (fnbf == JWT_FIELD_OK && x->now + skew < nbf)
         return JWT_NOT_YET_VALID;
 
     const char *iss, *sub;
     size_t isslen, sublen;
-    enum field f = json_str(p, "iss", &iss, &isslen);
-    if (f == FIELD_BAD || json_str(p, "sub", &sub, &sublen) == FIELD_BAD)
+    enum jwt_field f = jwt_json_str(p, "iss", &iss, &isslen);
+    if (f == JWT_FIELD_BAD || jwt_json_str(p, "sub", &sub, &sublen) == JWT_FIELD_BAD)
         return JWT_MALFORMED;
     /* A missing iss is a wrong one; so is any iss when the tenant names none. */
-    if (f != FIELD_OK || !x->issuer || !*x->issuer || !str_eq(iss, isslen, x->issuer))
+    if (f != JWT_FIELD_OK || !x->issuer || !*x->issuer || !jwt_str_eq(iss, isslen, x->issuer))
         return JWT_WRONG_ISSUER;
 
     enum jwt_error e = check_audience(p, x->audience);
@@ -631,404 +620,6 @@ const char *jwt_alg_name(enum jwt_alg alg)
     }
 }
 
-/* --- JWK (RFC 7517, RFC 7518 6, RFC 8037 2) --- */
-
-/* The public members of a key we support, base64url: RSA n and e; EC x and y; OKP x. */
-struct jwk_public {
-    enum jwt_alg alg;
-    char a[B64URL_MAX(SIG_MAX) + 1];
-    char b[64];
-};
-
-enum jwk_result { JWK_ADD, JWK_SKIP, JWK_BAD };
-
-static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
-{
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    EVP_PKEY *pkey = NULL;
-    if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    if (pkey && !EVP_PKEY_is_a(pkey, "ED25519")) {
-        /* RSA: n odd and e sane; EC: the point is on the curve and not the identity. */
-        EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (!check || EVP_PKEY_public_check(check) != 1) {
-            EVP_PKEY_free(pkey);
-            pkey = NULL;
-        }
-        EVP_PKEY_CTX_free(check);
-    }
-    return pkey;
-}
-
-/* Decodes a base64url member into out (exactly `want` bytes when want > 0). */
-static int jwk_bytes(const json_t *k, const char *key, uint8_t *out, size_t cap, size_t want,
-                     size_t *n)
-{
-    const char *s;
-    size_t len;
-    if (json_str(k, key, &s, &len) != FIELD_OK || b64url_decode(s, len, out, cap, n) != 0 ||
-        *n == 0 || (want && *n != want))
-        return -1;
-    return 0;
-}
-
-static enum jwk_result jwk_rsa(const json_t *k, EVP_PKEY **pkey, char *why, size_t whylen)
-{
-    uint8_t n[SIG_MAX + 1], e[RSA_E_MAX_BYTES];
-    size_t nlen, elen;
-    if (jwk_bytes(k, "n", n, sizeof n, 0, &nlen) != 0 ||
-        jwk_bytes(k, "e", e, sizeof e, 0, &elen) != 0) {
-        snprintf(why, whylen, "RSA key without valid \"n\" and \"e\"");
-        return JWK_BAD;
-    }
-    BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
-    enum jwk_result r = JWK_BAD;
-    snprintf(why, whylen, "RSA key refused by OpenSSL");
-    if (!bn || !be)
-        goto out;
-    int bits = BN_num_bits(bn);
-    if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-        snprintf(why, whylen, "RSA modulus of %d bits (need %d to %d)", bits, RSA_MIN_BITS,
-                 RSA_MAX_BITS);
-        r = JWK_SKIP;
-        goto out;
-    }
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1 &&
-        (*pkey = pkey_from_params("RSA", bld)) != NULL)
-        r = JWK_ADD;
-    OSSL_PARAM_BLD_free(bld);
-out:
-    BN_free(bn);
-    BN_free(be);
-    return r;
-}
-
-static enum jwk_result jwk_ec(const json_t *k, EVP_PKEY **pkey, char *why, size_t whylen)
-{
-    const char *crv;
-    size_t n;
-    if (json_str(k, "crv", &crv, &n) != FIELD_OK || !str_eq(crv, n, "P-256")) {
-        snprintf(why, whylen, "EC key not on P-256");
-        return JWK_SKIP;
-    }
-    uint8_t point[1 + 2 * P256_COORD_LEN];
-    point[0] = 0x04; /* SEC 1 2.3.3 uncompressed */
-    if (jwk_bytes(k, "x", point + 1, P256_COORD_LEN, P256_COORD_LEN, &n) != 0 ||
-        jwk_bytes(k, "y", point + 1 + P256_COORD_LEN, P256_COORD_LEN, P256_COORD_LEN, &n) != 0) {
-        snprintf(why, whylen, "EC key without 32-octet \"x\" and \"y\"");
-        return JWK_BAD;
-    }
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    enum jwk_result r = JWK_BAD;
-    snprintf(why, whylen, "EC point refused by OpenSSL (not on the curve?)");
-    if (bld &&
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point) == 1 &&
-        (*pkey = pkey_from_params("EC", bld)) != NULL)
-        r = JWK_ADD;
-    OSSL_PARAM_BLD_free(bld);
-    return r;
-}
-
-static enum jwk_result jwk_okp(const json_t *k, EVP_PKEY **pkey, char *why, size_t whylen)
-{
-    const char *crv;
-    size_t n;
-    if (json_str(k, "crv", &crv, &n) != FIELD_OK || !str_eq(crv, n, "Ed25519")) {
-        snprintf(why, whylen, "OKP key not Ed25519");
-        return JWK_SKIP;
-    }
-    uint8_t x[ED25519_KEY_LEN];
-    if (jwk_bytes(k, "x", x, sizeof x, sizeof x, &n) != 0) {
-        snprintf(why, whylen, "Ed25519 key without a 32-octet \"x\"");
-        return JWK_BAD;
-    }
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    enum jwk_result r = JWK_BAD;
-    snprintf(why, whylen, "Ed25519 key refused by OpenSSL");
-    if (bld && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, x, sizeof x) == 1 &&
-        (*pkey = pkey_from_params("ED25519", bld)) != NULL)
-        r = JWK_ADD;
-    OSSL_PARAM_BLD_free(bld);
-    return r;
-}
-
-/* Private or secret members (RFC 7518 6.3.2, 6.2.2, 6.4.1; RFC 8037 2). */
-static bool jwk_has_private(const json_t *k)
-{
-    static const char *const members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};
-    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-        if (json_object_get(k, members[i]))
-            return true;
-    return false;
-}
-
-static enum jwk_result jwk_parse_one(const json_t *k, struct jwk *out, char *why, size_t whylen)
-{
-    const char *s;
-    size_t n;
-    memset(out, 0, sizeof *out);
-    if (json_str(k, "kty", &s, &n) != FIELD_OK) {
-        snprintf(why, whylen, "no \"kty\"");
-        return JWK_BAD;
-    }
-    enum jwt_alg implied = str_eq(s, n, "RSA")   ? JWT_ALG_RS256
-                           : str_eq(s, n, "EC")  ? JWT_ALG_ES256
-                           : str_eq(s, n, "OKP") ? JWT_ALG_EDDSA
-                                                 : JWT_ALG_NONE;
-    if (implied == JWT_ALG_NONE) {
-        snprintf(why, whylen, "unsupported kty");
-        return JWK_SKIP;
-    }
-    enum field f = json_str(k, "use", &s, &n);
-    if (f == FIELD_BAD) {
-        snprintf(why, whylen, "\"use\" is not a string");
-        return JWK_BAD;
-    }
-    if (f == FIELD_OK && !str_eq(s, n, "sig")) {
-        snprintf(why, whylen, "use is not sig");
-        return JWK_SKIP;
-    }
-    const json_t *ops = json_object_get(k, "key_ops");
-    if (ops) {
-        bool verify = false;
-        size_t i;
-        const json_t *op;
-        if (!json_is_array(ops)) {
-            snprintf(why, whylen, "\"key_ops\" is not an array");
-            return JWK_BAD;
-        }
-        json_array_foreach (ops, i, op)
-            if (json_is_string(op) && strcmp(json_string_value(op), "verify") == 0)
-                verify = true;
-        if (!verify) {
-            snprintf(why, whylen, "key_ops lacks verify");
-            return JWK_SKIP;
-        }
-    }
-    f = json_str(k, "alg", &s, &n);
-    if (f == FIELD_BAD) {
-        snprintf(why, whylen, "\"alg\" is not a string");
-        return JWK_BAD;
-    }
-    out->alg = f == FIELD_OK ? alg_from_name(s, n) : implied;
-    if (out->alg != implied) {
-        snprintf(why, whylen, "alg does not fit the key type");
-        return JWK_SKIP;
-    }
-    f = json_str(k, "kid", &s, &n);
-    if (f == FIELD_BAD || (f == FIELD_OK && n > JWT_KID_MAX)) {
-        snprintf(why, whylen, "\"kid\" is not a string of at most %d characters", JWT_KID_MAX);
-        return JWK_BAD;
-    }
-    if (f == FIELD_OK) {
-        memcpy(out->kid, s, n);
-        out->kid[n] = '\0';
-    }
-    switch (implied) {
-    case JWT_ALG_RS256:
-        return jwk_rsa(k, &out->pkey, why, whylen);
-    case JWT_ALG_ES256:
-        return jwk_ec(k, &out->pkey, why, whylen);
-    default:
-        return jwk_okp(k, &out->pkey, why, whylen);
-    }
-}
-
-int jwks_parse(const char *json, size_t len, struct jwks *out, char *err, size_t errlen)
-{
-    char dummy[1];
-    if (!err || errlen == 0) {
-        err = dummy;
-        errlen = sizeof dummy;
-    }
-    memset(out, 0, sizeof *out);
-    err[0] = '\0';
-    json_error_t je;
-    json_t *root = json ? json_loadb(json, len, JSON_REJECT_DUPLICATES, &je) : NULL;
-    if (!root || !json_is_object(root)) {
-        snprintf(err, errlen, "JWKS is not a JSON object%s%s", root ? "" : ": ",
-                 root ? "" : je.text);
-        json_decref(root);
-        return -1;
-    }
-    const json_t *keys = json_object_get(root, "keys");
-    if (!json_is_array(keys)) {
-        snprintf(err, errlen, "JWKS has no \"keys\" array");
-        json_decref(root);
-        return -1;
-    }
-    size_t i, skipped = 0;
-    const json_t *k;
-    char note[128] = "";
-    json_array_foreach (keys, i, k) {
-        char why[128] = "";
-        if (!json_is_object(k)) {
-            snprintf(err, errlen, "JWKS key %zu is not an object", i);
-            goto fail;
-        }
-        if (jwk_has_private(k)) {
-            snprintf(err, errlen, "JWKS key %zu has private members: publish only public keys",
-                     i);
-            goto fail;
-        }
-        struct jwk key;
-        enum jwk_result r = jwk_parse_one(k, &key, why, sizeof why);
-        if (r == JWK_BAD) {
-            snprintf(err, errlen, "JWKS key %zu: %s", i, why);
-            goto fail;
-        }
-        if (r == JWK_ADD && out->n == JWKS_MAX_KEYS) {
-            EVP_PKEY_free(key.pkey);
-            snprintf(why, sizeof why, "more than %d keys", JWKS_MAX_KEYS);
-            r = JWK_SKIP;
-        }
-        if (r == JWK_SKIP) {
-            if (skipped++ == 0)
-                snprintf(note, sizeof note, "key %zu: %s", i, why);
-            continue;
-        }
-        out->keys[out->n++] = key;
-    }
-    json_decref(root);
-    /* On success err carries a note about skipped keys (or stays empty). */
-    if (skipped > 0)
-        snprintf(err, errlen, "skipped %zu key%s (first: %s)", skipped, skipped > 1 ? "s" : "",
-                 note);
-    return 0;
-fail:
-    json_decref(root);
-    jwks_free(out);
-    return -1;
-}
-
-void jwks_free(struct jwks *set)
-{
-    if (!set)
-        return;
-    for (size_t i = 0; i < set->n && i < JWKS_MAX_KEYS; i++)
-        EVP_PKEY_free(set->keys[i].pkey);
-    memset(set, 0, sizeof *set);
-}
-
-static int bn_member(EVP_PKEY *key, const char *param, char *out, size_t cap, int pad)
-{
-    BIGNUM *bn = NULL;
-    uint8_t buf[SIG_MAX];
-    int rc = -1;
-    if (EVP_PKEY_get_bn_param(key, param, &bn) != 1)
-        return -1;
-    int n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
-    if (n > 0 && BN_num_bytes(bn) <= (int)sizeof buf && b64url_len((size_t)n) < cap) {
-        b64url_encode(buf, (size_t)n, out);
-        rc = 0;
-    }
-    BN_free(bn);
-    return rc;
-}
-
-static int jwk_public_members(EVP_PKEY *key, struct jwk_public *m)
-{
-    memset(m, 0, sizeof *m);
-    m->alg = pkey_alg(key);
-    switch (m->alg) {
-    case JWT_ALG_RS256:
-        return bn_member(key, OSSL_PKEY_PARAM_RSA_N, m->a, sizeof m->a, 0) == 0 &&
-                       bn_member(key, OSSL_PKEY_PARAM_RSA_E, m->b, sizeof m->b, 0) == 0
-                   ? 0
-                   : -1;
-    case JWT_ALG_ES256:
-        /* RFC 7518 6.2.1.2: coordinates are the full 32 octets, leading zeros kept. */
-        return bn_member(key, OSSL_PKEY_PARAM_EC_PUB_X, m->a, sizeof m->a, P256_COORD_LEN) == 0 &&
-                       bn_member(key, OSSL_PKEY_PARAM_EC_PUB_Y, m->b, sizeof m->b,
-                                 P256_COORD_LEN) == 0
-                   ? 0
-                   : -1;
-    case JWT_ALG_EDDSA: {
-        uint8_t x[ED25519_KEY_LEN];
-        size_t n = 0;
-        if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, x, sizeof x, &n) != 1 ||
-            n != sizeof x)
-            return -1;
-        b64url_encode(x, n, m->a);
-        return 0;
-    }
-    default:
-        return -1;
-    }
-}
-
-int jwk_thumbprint(EVP_PKEY *key, char kid[JWT_KID_MAX + 1])
-{
-    struct jwk_public m;
-    char canon[sizeof m.a + sizeof m.b + 64];
-    if (jwk_public_members(key, &m) != 0)
-        return -1;
-    /* RFC 7638 3.2: the required members only, in lexicographic order, no whitespace. */
-    if (m.alg == JWT_ALG_RS256)
-        snprintf(canon, sizeof canon, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", m.b, m.a);
-    else if (m.alg == JWT_ALG_ES256)
-        snprintf(canon, sizeof canon, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-                 m.a, m.b);
-    else
-        snprintf(canon, sizeof canon, "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", m.a);
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) != 1)
-        return -1;
-    b64url_encode(md, mdlen, kid);
-    return 0;
-}
-
-char *jwks_export_public(EVP_PKEY *key, const char *kid)
-{
-    struct jwk_public m;
-    char thumb[JWT_KID_MAX + 1];
-    if (jwk_public_members(key, &m) != 0)
-        return NULL;
-    if (!kid) {
-        if (jwk_thumbprint(key, thumb) != 0)
-            return NULL;
-        kid = thumb;
-    }
-    if (strlen(kid) > JWT_KID_MAX)
-        return NULL;
-    json_t *k = json_object();
-    int bad = !k;
-    if (m.alg == JWT_ALG_RS256) {
-        bad |= json_object_set_new(k, "kty", json_string("RSA"));
-        bad |= json_object_set_new(k, "n", json_string(m.a));
-        bad |= json_object_set_new(k, "e", json_string(m.b));
-    } else if (m.alg == JWT_ALG_ES256) {
-        bad |= json_object_set_new(k, "kty", json_string("EC"));
-        bad |= json_object_set_new(k, "crv", json_string("P-256"));
-        bad |= json_object_set_new(k, "x", json_string(m.a));
-        bad |= json_object_set_new(k, "y", json_string(m.b));
-    } else {
-        bad |= json_object_set_new(k, "kty", json_string("OKP"));
-        bad |= json_object_set_new(k, "crv", json_string("Ed25519"));
-        bad |= json_object_set_new(k, "x", json_string(m.a));
-    }
-    bad |= json_object_set_new(k, "use", json_string("sig"));
-    bad |= json_object_set_new(k, "alg", json_string(jwt_alg_name(m.alg)));
-    if (*kid)
-        bad |= json_object_set_new(k, "kid", json_string(kid));
-    json_t *doc = bad ? NULL : json_pack("{s:[o]}", "keys", k);
-    if (!doc)
-        json_decref(k);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    return text;
-}
-
 /* --- signing --- */
 
 static char *sign_input(EVP_PKEY *key, enum jwt_alg alg, const char *input, size_t n)
@@ -1051,8 +642,8 @@ static char *sign_input(EVP_PKEY *key, enum jwt_alg alg, const char *input, size
         s = raw;
         siglen = sizeof raw;
     }
-    if ((out = malloc(b64url_len(siglen) + 1)))
-        b64url_encode(s, siglen, out);
+    if ((out = malloc(jwt_b64url_len(siglen) + 1)))
+        jwt_b64url_encode(s, siglen, out);
 done:
     OPENSSL_free(sig);
     EVP_MD_CTX_free(ctx);
@@ -1061,7 +652,7 @@ done:
 
 char *jwt_sign(EVP_PKEY *key, const char *kid, const char *claims_json)
 {
-    enum jwt_alg alg = pkey_alg(key);
+    enum jwt_alg alg = jwt_pkey_alg(key);
     if (alg == JWT_ALG_NONE || !claims_json || (kid && strlen(kid) > JWT_KID_MAX))
         return NULL;
     size_t plen = strlen(claims_json);
@@ -1079,14 +670,14 @@ char *jwt_sign(EVP_PKEY *key, const char *kid, const char *claims_json)
     if (!header)
         return NULL;
     size_t hlen = strlen(header);
-    size_t cap = b64url_len(hlen) + 1 + b64url_len(plen) + 1 + b64url_len(SIG_MAX) + 1;
+    size_t cap = jwt_b64url_len(hlen) + 1 + jwt_b64url_len(plen) + 1 + jwt_b64url_len(SIG_MAX) + 1;
     char *token = malloc(cap), *sig = NULL;
     if (!token)
         goto fail;
-    b64url_encode((const uint8_t *)header, hlen, token);
+    jwt_b64url_encode((const uint8_t *)header, hlen, token);
     size_t n = strlen(token);
     token[n++] = '.';
-    b64url_encode((const uint8_t *)claims_json, plen, token + n);
+    jwt_b64url_encode((const uint8_t *)claims_json, plen, token + n);
     n += strlen(token + n);
     if (!(sig = sign_input(key, alg, token, n)))
         goto fail;

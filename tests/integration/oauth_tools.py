@@ -4,7 +4,7 @@ Owns: the SASL messages of XOAUTH2 and OAUTHBEARER (RFC 7628) and the client sid
 exchanges, JWTs made here (RFC 7519/7515: the built-in issuer's Ed25519 key signs through the
 openssl command line, and forged tokens: alg none, HMAC with a public key as the secret), the npm
 packages in tests/integration/node (jose mints tokens, nodemailer submits; installed once per run
-into BUILD/node), a throwaway CA and server certificate (openssl req / openssl x509), a local
+into build/node), a throwaway CA and server certificate (openssl req / openssl x509), a local
 HTTPS server that serves JWK Sets and counts requests, and the check that no token reached the
 daemon's files.
 
@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-from .harness import BUILD, HERE, b64
+from .harness import HERE, REPO, b64
 
 OK = "235 2.7.0 Authentication successful"
 BAD = "535 5.7.3 Authentication unsuccessful"
@@ -208,12 +208,12 @@ def builtin_key(daemon, domain):
 # --- npm packages ---
 class Node:
     """node and the npm packages of tests/integration/node, installed once per run (cached) in
-    BUILD/node. SkipTest only when npm or node is missing."""
+    build/node of the repository. SkipTest only when npm or node is missing."""
 
     _ready = None
 
     def __init__(self):
-        self.dir = os.path.join(BUILD, "node")
+        self.dir = os.path.join(REPO, "build", "node")
 
     @classmethod
     def get(cls):

@@ -470,29 +470,27 @@ class OAuthClientsTest(OAuthTestCase):
         return r.returncode, (r.stdout + r.stderr).decode("utf-8", "replace")
 
     def test_curl(self):
+        """curl picks OAUTHBEARER or XOAUTH2 from the offer (it prefers OAUTHBEARER); a token
+        failure through OAUTHBEARER goes through the RFC 7628 challenge, which curl answers."""
         if shutil.which("curl") is None:
             self.skipTest("curl not installed")
         token = self.token("alice@example.com")
-        for mech in (None, "XOAUTH2"):
-            with self.subTest(mech=mech):
-                msg = message(subject="curl oauth %s" % mech)
-                extra = ("--login-options", "AUTH=" + mech) if mech else ()
+        for extra in ((), ("--sasl-ir",)):
+            with self.subTest(extra=extra):
+                msg = message(subject="curl oauth %s" % (extra,))
                 status, out = self.curl(token, msg, *extra)
                 self.assertEqual(status, 0, out)
-                self.assertIn("> AUTH %s " % (mech or "OAUTHBEARER"), out)
+                self.assertRegex(out, r"> AUTH (OAUTHBEARER|XOAUTH2)")
                 m = QUEUED_IN_TRANSCRIPT.search(out)
                 self.assertIsNotNone(m, out)
                 self.assertStoredExactly(m.group(1), msg)
         before = self.daemon.queue_ids()
         bad = self.token("alice@example.com", "--scope", "Mail.Read")
-        for mech in (None, "XOAUTH2"):
-            with self.subTest(mech=mech, token="bad"):
-                extra = ("--login-options", "AUTH=" + mech) if mech else ()
-                status, out = self.curl(bad, message(), *extra)
-                self.assertEqual(status, 67, out)  # CURLE_LOGIN_DENIED
-                self.assertIn("< 535 5.7.3 Authentication unsuccessful [%s " % HOSTNAME, out)
-                if mech is None:
-                    self.assertIn("< 334 ", out)  # the RFC 7628 challenge, answered by curl
+        status, out = self.curl(bad, message())
+        self.assertEqual(status, 67, out)  # CURLE_LOGIN_DENIED
+        self.assertIn("< 535 5.7.3 Authentication unsuccessful [%s " % HOSTNAME, out)
+        if "> AUTH OAUTHBEARER" in out:
+            self.assertIn("< 334 ", out)  # the RFC 7628 challenge, answered by curl
         self.assertEqual(self.daemon.queue_ids(), before)
 
     def smtplib_session(self):
@@ -505,12 +503,17 @@ class OAuthClientsTest(OAuthTestCase):
 
     def test_python_smtplib(self):
         token = self.token("alice@example.com")
-        for mech, make in (("XOAUTH2", xoauth2_message), ("OAUTHBEARER", oauthbearer_message)):
-            with self.subTest(mech=mech):
+        variants = [(mech, make, initial)
+                    for mech, make in (("XOAUTH2", xoauth2_message),
+                                       ("OAUTHBEARER", oauthbearer_message))
+                    for initial in (True, False)]
+        for mech, make, initial in variants:
+            with self.subTest(mech=mech, initial_response=initial):
                 s = self.smtplib_session()
                 self.assertTrue(s.has_extn("auth"))
                 self.assertIn(mech, s.esmtp_features["auth"].split())
-                code, text = s.auth(mech, lambda challenge=None: make("alice@example.com", token))
+                code, text = s.auth(mech, lambda challenge=None: make("alice@example.com", token),
+                                    initial_response_ok=initial)
                 self.assertEqual((code, text), (235, b"2.7.0 Authentication successful"))
                 msg = message(subject="smtplib " + mech)
                 refused = s.sendmail("alice@example.com", ["r@example.net"], msg)
@@ -522,22 +525,28 @@ class OAuthClientsTest(OAuthTestCase):
         challenges = []
 
         def bearer(challenge=None):
-            if challenge is None:
+            if not challenge:  # the initial response, or the answer to the empty 334
                 return oauthbearer_message("alice@example.com", bad)
             challenges.append(challenge)
             return "\x01"
 
-        s = self.smtplib_session()
-        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
-            s.auth("OAUTHBEARER", bearer)
-        self.assertEqual(cm.exception.smtp_code, 535)
-        self.assertTrue(cm.exception.smtp_error.startswith(b"5.7.3 Authentication unsuccessful"))
-        self.assertEqual(len(challenges), 1)
-        self.assertEqual(json.loads(challenges[0]).get("status"), "invalid_token")
-        s = self.smtplib_session()
-        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
-            s.auth("XOAUTH2", lambda challenge=None: xoauth2_message("alice@example.com", bad))
-        self.assertEqual(cm.exception.smtp_code, 535)
+        for initial in (True, False):
+            with self.subTest("bad token", initial_response=initial):
+                del challenges[:]
+                s = self.smtplib_session()
+                with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+                    s.auth("OAUTHBEARER", bearer, initial_response_ok=initial)
+                self.assertEqual(cm.exception.smtp_code, 535)
+                self.assertTrue(cm.exception.smtp_error.startswith(
+                    b"5.7.3 Authentication unsuccessful"), cm.exception.smtp_error)
+                self.assertEqual(len(challenges), 1)
+                self.assertEqual(json.loads(challenges[0]).get("status"), "invalid_token")
+                s = self.smtplib_session()
+                with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+                    s.auth("XOAUTH2",
+                           lambda challenge=None: xoauth2_message("alice@example.com", bad),
+                           initial_response_ok=initial)
+                self.assertEqual(cm.exception.smtp_code, 535)
 
     def test_nodemailer(self):
         node = Node.get()
@@ -608,6 +617,7 @@ class ExternalIssuerTest(OAuthTestCase):
         finally:
             c.close()
         cls.rotate_fetched_at = time.monotonic()
+        cls.tokens.append(cls.switch_token)
 
     @classmethod
     def tearDownClass(cls):
@@ -631,6 +641,13 @@ class ExternalIssuerTest(OAuthTestCase):
             ctl("tenant", "set", t, "issuer", "https://login.%s/" % t)
             ctl("tenant", "set", t, "jwks", source)
             d.add_mailbox("user@" + t)
+        # A built-in token issued before the tenant moves to an external issuer.
+        ctl("tenant", "add", "switch.example")
+        ctl("tenant", "set", "switch.example", "smtp-auth", "on")
+        d.add_mailbox("user@switch.example")
+        cls.switch_token = issue_token(d, "user@switch.example")
+        ctl("tenant", "set", "switch.example", "issuer", "https://login.switch.example/")
+        ctl("tenant", "set", "switch.example", "jwks", cls.server.url("/jwks.json"))
 
     def mint(self, key_kids, claims, header=None, keys=None):
         """Tokens signed by jose with the class's keys (or `keys`), one per kid in key_kids."""
@@ -655,6 +672,7 @@ class ExternalIssuerTest(OAuthTestCase):
                     c = self.connect_tls()
                     self.assertOAuth(mech, "alice@example.com", token, OK, c=c)
                     self.assertQueued(self.send_message(c, message(subject=alg + " " + mech)))
+                    c.quit()
         self.assertGreaterEqual(self.server.count("/jwks.json"), 1)
 
     def test_jose_token_problems(self):
@@ -728,10 +746,13 @@ class ExternalIssuerTest(OAuthTestCase):
                          detail="token=unknown-kid")
 
     def test_builtin_tokens_are_refused_once_the_tenant_uses_an_external_issuer(self):
-        token = self.token("alice@example.com")
+        user = "user@switch.example"
         for mech in OAUTH_MECHS:
             with self.subTest(mech=mech):
-                self.assertOAuth(mech, "alice@example.com", token, BAD, gate="credentials")
+                self.assertOAuth(mech, user, self.switch_token, BAD, gate="credentials")
+        r = self.daemon.ctl("token", "issue", user, check=False)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stdout.strip(), b"")
 
     def test_zz_key_rotation_refetches_on_an_unknown_kid(self):
         """A kid published after the first fetch is found by a refetch once 30 s have passed
