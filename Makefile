@@ -23,6 +23,8 @@ BINS     := submitd submitctl $(patsubst src/bin/%.c,%,$(filter-out src/bin/subm
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+# Data built into the programs: smtp-doctor's knowledge base.
+GEN_OBJ  := $(if $(wildcard data/smtp-replies.json),$(BUILD)/obj/gen/kb_data.o)
 CTL_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
@@ -37,7 +39,15 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libsubmitd.a: $(LIB_OBJ)
+$(BUILD)/gen/kb_data.c: data/smtp-replies.json scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh doctor_kb_json $< $@
+
+$(BUILD)/obj/gen/kb_data.o: $(BUILD)/gen/kb_data.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsubmitd.a: $(LIB_OBJ) $(GEN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 

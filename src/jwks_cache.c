@@ -137,7 +137,8 @@ static struct jwks_ref *ref_parse(const char *json, size_t len, const char *what
 
 /* ---- sources ---- */
 
-/* The host of an http(s) URL, lowercased, brackets kept off IPv6 literals. */
+/* The host of an http(s) URL, lowercased, without the brackets of an IPv6 literal. False for
+ * a URL without a host or with userinfo. */
 static bool url_host(const char *url, char *host, size_t cap)
 {
     const char *p = strstr(url, "://");
@@ -145,12 +146,8 @@ static bool url_host(const char *url, char *host, size_t cap)
         return false;
     p += 3;
     size_t alen = strcspn(p, "/?#");
-    const char *at = memchr(p, '@', alen);
-    while (at) { /* userinfo ends at the last '@' of the authority */
-        alen -= (size_t)(at + 1 - p);
-        p = at + 1;
-        at = memchr(p, '@', alen);
-    }
+    if (memchr(p, '@', alen))
+        return false; /* no credentials in a JWKS URL: they would end up in logs */
     size_t hlen;
     if (alen > 0 && p[0] == '[') {
         const char *close = memchr(p, ']', alen);
