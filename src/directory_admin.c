@@ -203,7 +203,7 @@ static enum dir_status tenant_set_tx(struct directory *d, const char *domain, co
     sqlite3_bind_int64(s, 1, t.id);
     st = tenant_bind(d, s, k, value);
     if (st != DIR_OK) {
-        dsql_finish(s);
+        sqlu_finish(s);
         return st;
     }
     return dsql_run(d, s, "changing a tenant");
@@ -234,8 +234,7 @@ enum dir_status dir_tenant_list(struct directory *d, void (*cb)(const struct dir
         dsql_tenant_row(s, &t);
         cb(&t, arg);
     }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing tenants");
+    return dsql_done(d, s, rc, "listing tenants");
 }
 
 static enum dir_status domain_add_tx(struct directory *d, const char *tenant_domain,
@@ -287,7 +286,7 @@ static enum dir_status domain_remove_tx(struct directory *d, const char *domain)
     dsql_bind_text(s, 1, domain);
     int rc = sqlite3_step(s);
     int64_t users = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    dsql_finish(s);
+    sqlu_finish(s);
     if (rc != SQLITE_ROW)
         return dsql_db_error(d, rc, "checking a domain's mailboxes");
     if (users > 0)
@@ -319,16 +318,7 @@ enum dir_status dir_domain_list(struct directory *d, const char *tenant_domain,
         st = tenant_required(d, tdom, &t);
     if (st != DIR_OK)
         return st;
-    sqlite3_stmt *s = dsql_stmt(d, ST_DOMAIN_LIST);
-    sqlite3_bind_int64(s, 1, t.id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char dom[SMTP_DOMAIN_MAX + 1];
-        COL_COPY(s, 0, dom);
-        cb(dom, arg);
-    }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing domains");
+    return dsql_list_text(d, ST_DOMAIN_LIST, t.id, cb, arg, "listing domains");
 }
 
 /* --- mailboxes --- */
@@ -541,8 +531,7 @@ enum dir_status dir_mailbox_list(struct directory *d, const char *tenant_domain,
         dsql_mailbox_row(s, &m);
         cb(&m, arg);
     }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing mailboxes");
+    return dsql_done(d, s, rc, "listing mailboxes");
 }
 
 /* --- aliases --- */
@@ -639,16 +628,7 @@ enum dir_status dir_alias_list(struct directory *d, const char *address,
         st = dsql_mailbox_load(d, addr, &m);
     if (st != DIR_OK)
         return st;
-    sqlite3_stmt *s = dsql_stmt(d, ST_ALIAS_LIST);
-    sqlite3_bind_int64(s, 1, m.id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char alias[SMTP_PATH_MAX + 1];
-        COL_COPY(s, 0, alias);
-        cb(alias, arg);
-    }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing aliases");
+    return dsql_list_text(d, ST_ALIAS_LIST, m.id, cb, arg, "listing aliases");
 }
 
 /* --- authentication policies --- */
@@ -730,11 +710,8 @@ static enum dir_status policy_user(struct directory *d, enum dir_stmt id, const 
     dsql_bind_text(s, 1, name);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        dsql_col_copy(s, 0, who, cap);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "checking a policy's users");
+        sqlu_col_copy(s, 0, who, cap);
+    return dsql_found(d, s, rc, "checking a policy's users");
 }
 
 static enum dir_status policy_remove_tx(struct directory *d, const char *name)
@@ -784,8 +761,7 @@ enum dir_status dir_policy_list(struct directory *d, void (*cb)(const struct dir
         p.builtin = sqlite3_column_int(s, 2) != 0;
         cb(&p, arg);
     }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing policies");
+    return dsql_done(d, s, rc, "listing policies");
 }
 
 /* --- access rules --- */
@@ -865,7 +841,7 @@ static enum dir_status rule_add_tx(struct directory *d, const char *tenant_domai
     int rc = sqlite3_step(s);
     int count = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
     int last = rc == SQLITE_ROW ? sqlite3_column_int(s, 1) : 0;
-    dsql_finish(s);
+    sqlu_finish(s);
     if (rc != SQLITE_ROW)
         return dsql_db_error(d, rc, "counting access rules");
     if (count >= DIR_RULES_MAX)
@@ -931,7 +907,7 @@ static enum dir_status rule_remove_tx(struct directory *d, const char *tenant_do
     sqlite3_bind_int64(s, 2, t.id);
     int rc = sqlite3_step(s);
     int position = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-    dsql_finish(s);
+    sqlu_finish(s);
     if (rc == SQLITE_DONE) {
         snprintf(d->err, sizeof d->err, "the tenant %s has no access rule %lld", t.domain,
                  (long long)id);

@@ -51,11 +51,20 @@ static enum dir_status in_write_tx(struct directory *d, const char *address, con
     return dsql_tx_end(d, work(d, addr, arg));
 }
 
-/* Steps a DELETE bound by the caller; DIR_NOTFOUND with `missing` when it removed nothing. */
-static enum dir_status delete_one(struct directory *d, sqlite3_stmt *s, const char *what,
-                                  const char *missing)
+/* Removes what the mailbox at a normalized address holds under key (a send-as address, a
+ * principal, a label) with the DELETE statement id (?1 the mailbox's id, ?2 the key);
+ * DIR_NOTFOUND with `missing` when it holds nothing under that key. */
+static enum dir_status mailbox_delete(struct directory *d, const char *address, enum dir_stmt id,
+                                      const char *key, const char *what, const char *missing)
 {
-    enum dir_status st = dsql_run(d, s, what);
+    struct dir_mailbox m;
+    enum dir_status st = mailbox_required(d, address, &m);
+    if (st != DIR_OK)
+        return st;
+    sqlite3_stmt *s = dsql_stmt(d, id);
+    sqlite3_bind_int64(s, 1, m.id);
+    dsql_bind_text(s, 2, key);
+    st = dsql_run(d, s, what);
     if (st == DIR_OK && sqlite3_changes(d->db) == 0) {
         snprintf(d->err, sizeof d->err, "%s", missing);
         return DIR_NOTFOUND;
@@ -75,16 +84,7 @@ static enum dir_status list_text(struct directory *d, const char *address, enum 
         st = mailbox_required(d, addr, &m);
     if (st != DIR_OK)
         return st;
-    sqlite3_stmt *s = dsql_stmt(d, id);
-    sqlite3_bind_int64(s, 1, m.id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char text[DSQL_PRINCIPAL_MAX + 1];
-        COL_COPY(s, 0, text);
-        cb(text, arg);
-    }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, what);
+    return dsql_list_text(d, id, m.id, cb, arg, what);
 }
 
 /* --- values of the OAuth and limit settings --- */
@@ -326,17 +326,9 @@ enum dir_status dir_send_as_grant(struct directory *d, const char *address, cons
 
 static enum dir_status send_as_revoke_tx(struct directory *d, const char *address, const void *arg)
 {
-    const char *other = arg;
-    struct dir_mailbox m;
     char missing[2 * SMTP_PATH_MAX + 64];
-    enum dir_status st = mailbox_required(d, address, &m);
-    if (st != DIR_OK)
-        return st;
-    snprintf(missing, sizeof missing, "%s has no grant to send as %s", address, other);
-    sqlite3_stmt *s = dsql_stmt(d, ST_SEND_AS_DELETE);
-    sqlite3_bind_int64(s, 1, m.id);
-    dsql_bind_text(s, 2, other);
-    return delete_one(d, s, "removing a send-as grant", missing);
+    snprintf(missing, sizeof missing, "%s has no grant to send as %s", address, (const char *)arg);
+    return mailbox_delete(d, address, ST_SEND_AS_DELETE, arg, "removing a send-as grant", missing);
 }
 
 enum dir_status dir_send_as_revoke(struct directory *d, const char *address, const char *other)
@@ -401,17 +393,9 @@ enum dir_status dir_access_grant(struct directory *d, const char *address, const
 
 static enum dir_status access_revoke_tx(struct directory *d, const char *address, const void *arg)
 {
-    const char *principal = arg;
-    struct dir_mailbox m;
     char missing[SMTP_PATH_MAX + DSQL_PRINCIPAL_MAX + 64];
-    enum dir_status st = mailbox_required(d, address, &m);
-    if (st != DIR_OK)
-        return st;
-    snprintf(missing, sizeof missing, "%s has no access grant to %s", principal, address);
-    sqlite3_stmt *s = dsql_stmt(d, ST_ACCESS_DELETE);
-    sqlite3_bind_int64(s, 1, m.id);
-    dsql_bind_text(s, 2, principal);
-    return delete_one(d, s, "removing an access grant", missing);
+    snprintf(missing, sizeof missing, "%s has no access grant to %s", (const char *)arg, address);
+    return mailbox_delete(d, address, ST_ACCESS_DELETE, arg, "removing an access grant", missing);
 }
 
 enum dir_status dir_access_revoke(struct directory *d, const char *address, const char *principal)
@@ -466,7 +450,7 @@ static enum dir_status app_password_add_tx(struct directory *d, const char *addr
     int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     bool same_label = rc == SQLITE_ROW && sqlite3_column_int64(s, 1) > 0;
     bool same_hash = rc == SQLITE_ROW && sqlite3_column_int64(s, 2) > 0;
-    dsql_finish(s);
+    sqlu_finish(s);
     if (rc != SQLITE_ROW)
         return dsql_db_error(d, rc, "counting app passwords");
     if (same_label) {
@@ -503,17 +487,10 @@ enum dir_status dir_app_password_add(struct directory *d, const char *address, c
 static enum dir_status app_password_revoke_tx(struct directory *d, const char *address,
                                               const void *arg)
 {
-    const char *label = arg;
-    struct dir_mailbox m;
     char missing[SMTP_PATH_MAX + APP_PASSWORD_LABEL_MAX + 64];
-    enum dir_status st = mailbox_required(d, address, &m);
-    if (st != DIR_OK)
-        return st;
-    snprintf(missing, sizeof missing, "%s has no app password labelled '%s'", address, label);
-    sqlite3_stmt *s = dsql_stmt(d, ST_APP_PW_DELETE);
-    sqlite3_bind_int64(s, 1, m.id);
-    dsql_bind_text(s, 2, label);
-    return delete_one(d, s, "revoking an app password", missing);
+    snprintf(missing, sizeof missing, "%s has no app password labelled '%s'", address,
+             (const char *)arg);
+    return mailbox_delete(d, address, ST_APP_PW_DELETE, arg, "revoking an app password", missing);
 }
 
 enum dir_status dir_app_password_revoke(struct directory *d, const char *address, const char *label)
@@ -548,6 +525,5 @@ enum dir_status dir_app_password_list(struct directory *d, const char *address,
         p.last_used = sqlite3_column_int64(s, 4);
         cb(&p, arg);
     }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "listing app passwords");
+    return dsql_done(d, s, rc, "listing app passwords");
 }

@@ -270,29 +270,29 @@ sqlite3_stmt *dsql_stmt(struct directory *d, enum dir_stmt id)
     return d->st[id];
 }
 
-void dsql_finish(sqlite3_stmt *s)
+enum dir_status dsql_done(struct directory *d, sqlite3_stmt *s, int rc, const char *what)
 {
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlu_finish(s);
+    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, what);
+}
+
+enum dir_status dsql_found(struct directory *d, sqlite3_stmt *s, int rc, const char *what)
+{
+    sqlu_finish(s);
+    if (rc == SQLITE_ROW)
+        return DIR_OK;
+    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, what);
 }
 
 /* Steps a statement that returns no rows. */
 enum dir_status dsql_run(struct directory *d, sqlite3_stmt *s, const char *what)
 {
-    int rc = sqlite3_step(s);
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, what);
+    return dsql_done(d, s, sqlite3_step(s), what);
 }
 
 void dsql_bind_text(sqlite3_stmt *s, int i, const char *text)
 {
     sqlite3_bind_text(s, i, text, -1, SQLITE_STATIC);
-}
-
-void dsql_col_copy(sqlite3_stmt *s, int i, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
 }
 
 /* A write: BEGIN IMMEDIATE, the work, then (when it succeeded) the generation bump and COMMIT;
@@ -307,7 +307,7 @@ void dsql_tx_rollback(struct directory *d)
     if (!sqlite3_get_autocommit(d->db)) {
         int rc = sqlite3_step(dsql_stmt(d, ST_ROLLBACK));
         (void)rc; /* nothing more to undo; the error that led here is reported */
-        dsql_finish(dsql_stmt(d, ST_ROLLBACK));
+        sqlu_finish(dsql_stmt(d, ST_ROLLBACK));
     }
 }
 
@@ -324,39 +324,18 @@ enum dir_status dsql_tx_end(struct directory *d, enum dir_status st)
 
 /* --- opening and migrations --- */
 
-/* Runs a constant script (pragmas, a migration step) through prepared statements. */
-static int run_script(sqlite3 *db, const char *sql)
-{
-    const char *tail = sql;
-    while (tail != NULL && *tail != '\0') {
-        sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (s == NULL)
-            break;
-        do
-            rc = sqlite3_step(s);
-        while (rc == SQLITE_ROW);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE)
-            return rc;
-    }
-    return SQLITE_OK;
-}
-
 /* Applies the migrations the database lacks, all in one transaction. */
 static int migrate(struct directory *d, char *err, size_t errlen)
 {
     sqlite3_stmt *get = NULL;
     sqlite3_stmt *put = NULL;
     const char *what = "starting the migration";
-    int rc = run_script(d->db, "BEGIN IMMEDIATE");
+    int rc = sqlu_script(d->db, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
         goto fail;
     what = "creating the schema_version table";
-    rc = run_script(d->db, "CREATE TABLE IF NOT EXISTS schema_version ("
-                           " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)");
+    rc = sqlu_script(d->db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                            " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)");
     if (rc != SQLITE_OK)
         goto fail;
     what = "reading the schema version";
@@ -369,7 +348,7 @@ static int migrate(struct directory *d, char *err, size_t errlen)
         snprintf(err, errlen, "directory schema version %d is newer than this program's (%d)",
                  version, DIR_MIGRATIONS);
         sqlite3_finalize(get);
-        run_script(d->db, "ROLLBACK");
+        sqlu_script(d->db, "ROLLBACK");
         return -1;
     }
     rc = sqlite3_prepare_v2(d->db, "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
@@ -378,7 +357,7 @@ static int migrate(struct directory *d, char *err, size_t errlen)
         goto fail;
     for (; version < DIR_MIGRATIONS; version++) {
         what = "applying a schema migration";
-        rc = run_script(d->db, dir_migrations[version]);
+        rc = sqlu_script(d->db, dir_migrations[version]);
         if (rc != SQLITE_OK)
             goto fail;
         sqlite3_bind_int(put, 1, version + 1);
@@ -389,7 +368,7 @@ static int migrate(struct directory *d, char *err, size_t errlen)
             goto fail;
     }
     what = "committing the migration";
-    rc = run_script(d->db, "COMMIT");
+    rc = sqlu_script(d->db, "COMMIT");
     if (rc != SQLITE_OK)
         goto fail;
     d->schema_version = version;
@@ -401,7 +380,7 @@ fail:
     sqlite3_finalize(get);
     sqlite3_finalize(put);
     if (!sqlite3_get_autocommit(d->db))
-        run_script(d->db, "ROLLBACK");
+        sqlu_script(d->db, "ROLLBACK");
     return -1;
 }
 
@@ -418,19 +397,10 @@ struct directory *directory_open(const char *datadir, char *err, size_t errlen)
         snprintf(err, errlen, "opening %s: out of memory", path);
         return NULL;
     }
-    int rc = sqlite3_open_v2(
-        path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    const char *failed;
+    int rc = sqlu_open_wal(path, DIR_BUSY_TIMEOUT_MS, "PRAGMA foreign_keys=ON;", &d->db, &failed);
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "opening %s: %s", path,
-                 d->db != NULL ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
-        goto fail;
-    }
-    sqlite3_extended_result_codes(d->db, 1);
-    sqlite3_busy_timeout(d->db, DIR_BUSY_TIMEOUT_MS);
-    rc = run_script(d->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                           " PRAGMA foreign_keys=ON;");
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "setting up %s: %s", path, sqlite3_errmsg(d->db));
+        snprintf(err, errlen, "%s %s: %s", failed, path, sqlu_errmsg(d->db, rc));
         goto fail;
     }
     char why[400];
@@ -438,13 +408,10 @@ struct directory *directory_open(const char *datadir, char *err, size_t errlen)
         snprintf(err, errlen, "migrating %s: %s", path, why);
         goto fail;
     }
-    for (int i = 0; i < ST_COUNT; i++) {
-        rc = sqlite3_prepare_v3(d->db, dir_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL);
-        if (rc != SQLITE_OK) {
-            snprintf(err, errlen, "preparing statement %d on %s: %s", i, path,
-                     sqlite3_errmsg(d->db));
-            goto fail;
-        }
+    int bad = 0;
+    if (sqlu_prepare_all(d->db, dir_sql, d->st, ST_COUNT, &bad) != SQLITE_OK) {
+        snprintf(err, errlen, "preparing statement %d on %s: %s", bad, path, sqlite3_errmsg(d->db));
+        goto fail;
     }
     return d;
 fail:
@@ -456,9 +423,7 @@ void directory_close(struct directory *d)
 {
     if (d == NULL)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(d->st[i]);
-    sqlite3_close(d->db);
+    sqlu_close(d->db, d->st, ST_COUNT);
     free(d);
 }
 
@@ -478,7 +443,7 @@ enum dir_status dir_generation(struct directory *d, int64_t *out)
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
-    dsql_finish(s);
+    sqlu_finish(s);
     return rc == SQLITE_ROW ? DIR_OK : dsql_db_error(d, rc, "reading the directory generation");
 }
 
@@ -588,10 +553,7 @@ enum dir_status dsql_tenant_load(struct directory *d, const char *domain, struct
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         dsql_tenant_row(s, out);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a tenant");
+    return dsql_found(d, s, rc, "reading a tenant");
 }
 
 void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m)
@@ -620,10 +582,7 @@ enum dir_status dsql_mailbox_load(struct directory *d, const char *address, stru
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         dsql_mailbox_row(s, out);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a mailbox");
+    return dsql_found(d, s, rc, "reading a mailbox");
 }
 
 enum dir_status dsql_policy_load(struct directory *d, const char *name, struct dir_policy *out)
@@ -637,10 +596,7 @@ enum dir_status dsql_policy_load(struct directory *d, const char *name, struct d
         out->allow_basic_smtp = sqlite3_column_int(s, 1) != 0;
         out->builtin = sqlite3_column_int(s, 2) != 0;
     }
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading a policy");
+    return dsql_found(d, s, rc, "reading a policy");
 }
 
 /* The mailbox an alias belongs to (its address in owner). */
@@ -651,11 +607,8 @@ enum dir_status dsql_alias_load(struct directory *d, const char *alias,
     dsql_bind_text(s, 1, alias);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        dsql_col_copy(s, 0, owner, SMTP_PATH_MAX + 1);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "reading an alias");
+        sqlu_col_copy(s, 0, owner, SMTP_PATH_MAX + 1);
+    return dsql_found(d, s, rc, "reading an alias");
 }
 
 void dsql_rule_row(sqlite3_stmt *s, struct dir_rule *r)
@@ -684,8 +637,24 @@ enum dir_status dsql_rules_each(struct directory *d, int64_t tenant_id,
         dsql_rule_row(s, &r);
         cb(&r, arg);
     }
-    dsql_finish(s);
-    return rc == SQLITE_DONE ? DIR_OK : dsql_db_error(d, rc, "reading access rules");
+    return dsql_done(d, s, rc, "reading access rules");
+}
+
+_Static_assert(SMTP_DOMAIN_MAX <= SMTP_PATH_MAX && DSQL_PRINCIPAL_MAX <= SMTP_PATH_MAX,
+               "dsql_list_text's buffer holds a domain, an address and a principal");
+
+enum dir_status dsql_list_text(struct directory *d, enum dir_stmt id, int64_t owner_id,
+                               void (*cb)(const char *, void *), void *arg, const char *what)
+{
+    sqlite3_stmt *s = dsql_stmt(d, id);
+    sqlite3_bind_int64(s, 1, owner_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char text[SMTP_PATH_MAX + 1];
+        COL_COPY(s, 0, text);
+        cb(text, arg);
+    }
+    return dsql_done(d, s, rc, what);
 }
 
 /* --- what the server asks --- */
@@ -771,11 +740,7 @@ enum dir_status dir_may_send_as(struct directory *d, int64_t mailbox_id, const c
     sqlite3_stmt *s = dsql_stmt(d, ST_MAY_SEND_AS);
     sqlite3_bind_int64(s, 1, mailbox_id);
     dsql_bind_text(s, 2, addr);
-    int rc = sqlite3_step(s);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, "checking a sender address");
+    return dsql_found(d, s, sqlite3_step(s), "checking a sender address");
 }
 
 /* SPEC 4 defaults; a tenant row always has its own values, these cover a view without one. */
@@ -812,10 +777,7 @@ static enum dir_status exists(struct directory *d, sqlite3_stmt *s, int64_t *id,
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && id != NULL)
         *id = sqlite3_column_int64(s, 0);
-    dsql_finish(s);
-    if (rc == SQLITE_ROW)
-        return DIR_OK;
-    return rc == SQLITE_DONE ? DIR_NOTFOUND : dsql_db_error(d, rc, what);
+    return dsql_found(d, s, rc, what);
 }
 
 enum dir_status dir_may_act_as(struct directory *d, int64_t mailbox_id, const char *principal)

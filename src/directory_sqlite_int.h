@@ -9,6 +9,7 @@
 
 #include "app_password.h"
 #include "directory.h"
+#include "sqlite_util.h"
 
 /* Every statement, prepared once per connection (directory_open) and reset after each use. */
 enum dir_stmt {
@@ -82,12 +83,14 @@ __attribute__((format(printf, 2, 3))) enum dir_status dsql_invalid(struct direct
 enum dir_status dsql_db_error(struct directory *d, int rc, const char *what);
 
 sqlite3_stmt *dsql_stmt(struct directory *d, enum dir_stmt id);
-void dsql_finish(sqlite3_stmt *s);
 /* Steps a statement that returns no rows, then resets it. */
 enum dir_status dsql_run(struct directory *d, sqlite3_stmt *s, const char *what);
+/* Reset s after its last step, which returned rc, and answer: dsql_done (a list, or a statement
+ * without rows) DIR_OK when the rows ran out; dsql_found (a lookup of one row) DIR_OK for a
+ * row, DIR_NOTFOUND for none. Any other rc is dsql_db_error(what). */
+enum dir_status dsql_done(struct directory *d, sqlite3_stmt *s, int rc, const char *what);
+enum dir_status dsql_found(struct directory *d, sqlite3_stmt *s, int rc, const char *what);
 void dsql_bind_text(sqlite3_stmt *s, int i, const char *text);
-void dsql_col_copy(sqlite3_stmt *s, int i, char *out, size_t cap);
-#define COL_COPY(s, i, field) dsql_col_copy((s), (i), (field), sizeof(field))
 
 /* A write: dsql_tx_begin (BEGIN IMMEDIATE), the work, then dsql_tx_end with the work's status:
  * on DIR_OK it bumps the generation and commits, else it rolls back. Returns the final status. */
@@ -129,5 +132,9 @@ void dsql_mailbox_row(sqlite3_stmt *s, struct dir_mailbox *m);
 void dsql_rule_row(sqlite3_stmt *s, struct dir_rule *r);
 enum dir_status dsql_rules_each(struct directory *d, int64_t tenant_id,
                                 void (*cb)(const struct dir_rule *, void *), void *arg);
+/* Calls cb with column 0 (text: a domain, an address or a principal) of each row of a list
+ * statement whose ?1 is the owner's id (a tenant's or a mailbox's). */
+enum dir_status dsql_list_text(struct directory *d, enum dir_stmt id, int64_t owner_id,
+                               void (*cb)(const char *, void *), void *arg, const char *what);
 
 #endif

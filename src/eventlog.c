@@ -6,11 +6,14 @@
 #include "eventlog.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
+
+#include "sqlite_util.h"
 
 #define EL_BUSY_TIMEOUT_MS 5000
 #define EL_DEFAULT_LIMIT 100
@@ -90,32 +93,49 @@ static const char *const el_sql[EL_STMT_COUNT] = {
                            " ORDER BY time_ms DESC, id DESC LIMIT ?4",
 };
 
+/* The columns of each table, in the order of SIGNIN_COLS and SUBMISSION_COLS, with the event
+ * field each one holds: the INSERT binds them and the queries read them back by this one list.
+ * The kind of each column follows from its field's type; a text field is bound with its length
+ * bounded by its array. */
+enum el_type { EL_INT, EL_INT64, EL_BOOL, EL_TEXT };
+
+struct el_col {
+    enum el_type type;
+    size_t off;
+    size_t cap; /* the field's size */
+};
+
+#define EL_TYPE(x) _Generic((x), int : EL_INT, int64_t : EL_INT64, bool : EL_BOOL, char * : EL_TEXT)
+#define EL_COL(event, field)                                                                       \
+    {                                                                                              \
+        EL_TYPE(((struct event *)0)->field), offsetof(struct event, field),                        \
+            sizeof(((struct event *)0)->field)                                                     \
+    }
+#define SIGNIN(field) EL_COL(signin_event, field)
+#define SUBMISSION(field) EL_COL(submission_event, field)
+
+static const struct el_col signin_cols[] = {
+    SIGNIN(time_ms),    SIGNIN(ref),    SIGNIN(session), SIGNIN(client_ip),  SIGNIN(client_port),
+    SIGNIN(listener),   SIGNIN(tls),    SIGNIN(mech),    SIGNIN(user),       SIGNIN(tenant),
+    SIGNIN(success),    SIGNIN(gate),   SIGNIN(level),   SIGNIN(reply_code), SIGNIN(reply_enhanced),
+    SIGNIN(reply_text), SIGNIN(reason), SIGNIN(detail),
+};
+
+static const struct el_col submission_cols[] = {
+    SUBMISSION(time_ms),        SUBMISSION(ref),           SUBMISSION(session),
+    SUBMISSION(client_ip),      SUBMISSION(client_port),   SUBMISSION(user),
+    SUBMISSION(stage),          SUBMISSION(accepted),      SUBMISSION(reply_code),
+    SUBMISSION(reply_enhanced), SUBMISSION(reply_text),    SUBMISSION(sender),
+    SUBMISSION(recipient),      SUBMISSION(recipients),    SUBMISSION(size),
+    SUBMISSION(queue_id),       SUBMISSION(last_auth_ref),
+};
+
+#define N_COLS(cols) (sizeof(cols) / sizeof((cols)[0]))
+
 struct eventlog {
     sqlite3 *db;
     sqlite3_stmt *st[EL_STMT_COUNT];
 };
-
-/* Runs a constant script (schema, pragmas) statement by statement through prepared
- * statements. Returns an SQLite result code. */
-static int el_script(sqlite3 *db, const char *sql)
-{
-    const char *tail = sql;
-    while (tail != NULL && *tail != '\0') {
-        sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (s == NULL)
-            break; /* only whitespace or comments left */
-        do
-            rc = sqlite3_step(s);
-        while (rc == SQLITE_ROW);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE)
-            return rc;
-    }
-    return SQLITE_OK;
-}
 
 struct eventlog *eventlog_open(const char *datadir, char *err, size_t errlen)
 {
@@ -130,35 +150,27 @@ struct eventlog *eventlog_open(const char *datadir, char *err, size_t errlen)
         snprintf(err, errlen, "opening %s: out of memory", path);
         return NULL;
     }
-    int rc = sqlite3_open_v2(
-        path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlu_open_wal(path, EL_BUSY_TIMEOUT_MS, NULL, &l->db, NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    sqlite3_extended_result_codes(l->db, 1);
-    sqlite3_busy_timeout(l->db, EL_BUSY_TIMEOUT_MS);
-    rc = el_script(l->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    rc = sqlu_script(l->db, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
         goto fail;
-    rc = el_script(l->db, "BEGIN IMMEDIATE");
-    if (rc != SQLITE_OK)
-        goto fail;
-    rc = el_script(l->db, el_schema);
+    rc = sqlu_script(l->db, el_schema);
     if (rc != SQLITE_OK) {
-        el_script(l->db, "ROLLBACK");
+        sqlu_script(l->db, "ROLLBACK");
         goto fail;
     }
-    rc = el_script(l->db, "COMMIT");
+    rc = sqlu_script(l->db, "COMMIT");
     if (rc != SQLITE_OK)
         goto fail;
-    for (int i = 0; i < EL_STMT_COUNT; i++) {
-        rc = sqlite3_prepare_v3(l->db, el_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL);
-        if (rc != SQLITE_OK)
-            goto fail;
-    }
+    int bad = 0;
+    rc = sqlu_prepare_all(l->db, el_sql, l->st, EL_STMT_COUNT, &bad);
+    if (rc != SQLITE_OK)
+        goto fail;
     return l;
 fail:
-    snprintf(err, errlen, "opening event log %s: %s", path,
-             l->db != NULL ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
+    snprintf(err, errlen, "opening event log %s: %s", path, sqlu_errmsg(l->db, rc));
     eventlog_close(l);
     return NULL;
 }
@@ -167,73 +179,74 @@ void eventlog_close(struct eventlog *l)
 {
     if (l == NULL)
         return;
-    for (int i = 0; i < EL_STMT_COUNT; i++)
-        sqlite3_finalize(l->st[i]);
-    sqlite3_close(l->db);
+    sqlu_close(l->db, l->st, EL_STMT_COUNT);
     free(l);
 }
 
-/* Binds a fixed-size char array field, never reading past its end. */
-static void bind_field(sqlite3_stmt *s, int i, const char *field, size_t cap)
+/* Binds the columns' fields of event to s's parameters 1..n. */
+static void el_bind_row(sqlite3_stmt *s, const struct el_col *cols, size_t n, const void *event)
 {
-    sqlite3_bind_text(s, i, field, (int)strnlen(field, cap), SQLITE_STATIC);
+    for (size_t i = 0; i < n; i++) {
+        const void *field = (const char *)event + cols[i].off;
+        int param = (int)i + 1;
+        switch (cols[i].type) {
+        case EL_INT:
+            sqlite3_bind_int(s, param, *(const int *)field);
+            break;
+        case EL_INT64:
+            sqlite3_bind_int64(s, param, *(const int64_t *)field);
+            break;
+        case EL_BOOL:
+            sqlite3_bind_int(s, param, *(const bool *)field ? 1 : 0);
+            break;
+        case EL_TEXT:
+            sqlite3_bind_text(s, param, field, (int)strnlen(field, cols[i].cap), SQLITE_STATIC);
+            break;
+        }
+    }
 }
-#define BIND_FIELD(s, i, f) bind_field((s), (i), (f), sizeof(f))
+
+/* Reads s's result columns 0..n-1 into the columns' fields of event. */
+static void el_read_row(sqlite3_stmt *s, const struct el_col *cols, size_t n, void *event)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *field = (char *)event + cols[i].off;
+        int col = (int)i;
+        switch (cols[i].type) {
+        case EL_INT:
+            *(int *)field = sqlite3_column_int(s, col);
+            break;
+        case EL_INT64:
+            *(int64_t *)field = sqlite3_column_int64(s, col);
+            break;
+        case EL_BOOL:
+            *(bool *)field = sqlite3_column_int(s, col) != 0;
+            break;
+        case EL_TEXT:
+            sqlu_col_copy(s, col, field, cols[i].cap);
+            break;
+        }
+    }
+}
 
 static int el_run(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlu_finish(s);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int insert_signin(struct eventlog *l, const struct signin_event *e)
 {
     sqlite3_stmt *s = l->st[EL_INSERT_SIGNIN];
-    int i = 1;
-    sqlite3_bind_int64(s, i++, e->time_ms);
-    BIND_FIELD(s, i++, e->ref);
-    BIND_FIELD(s, i++, e->session);
-    BIND_FIELD(s, i++, e->client_ip);
-    sqlite3_bind_int(s, i++, e->client_port);
-    BIND_FIELD(s, i++, e->listener);
-    BIND_FIELD(s, i++, e->tls);
-    BIND_FIELD(s, i++, e->mech);
-    BIND_FIELD(s, i++, e->user);
-    BIND_FIELD(s, i++, e->tenant);
-    sqlite3_bind_int(s, i++, e->success ? 1 : 0);
-    BIND_FIELD(s, i++, e->gate);
-    BIND_FIELD(s, i++, e->level);
-    sqlite3_bind_int(s, i++, e->reply_code);
-    BIND_FIELD(s, i++, e->reply_enhanced);
-    BIND_FIELD(s, i++, e->reply_text);
-    BIND_FIELD(s, i++, e->reason);
-    BIND_FIELD(s, i++, e->detail);
+    el_bind_row(s, signin_cols, N_COLS(signin_cols), e);
     return el_run(s);
 }
 
 static int insert_submission(struct eventlog *l, const struct submission_event *e)
 {
     sqlite3_stmt *s = l->st[EL_INSERT_SUBMISSION];
-    int i = 1;
-    sqlite3_bind_int64(s, i++, e->time_ms);
-    BIND_FIELD(s, i++, e->ref);
-    BIND_FIELD(s, i++, e->session);
-    BIND_FIELD(s, i++, e->client_ip);
-    sqlite3_bind_int(s, i++, e->client_port);
-    BIND_FIELD(s, i++, e->user);
-    BIND_FIELD(s, i++, e->stage);
-    sqlite3_bind_int(s, i++, e->accepted ? 1 : 0);
-    sqlite3_bind_int(s, i++, e->reply_code);
-    BIND_FIELD(s, i++, e->reply_enhanced);
-    BIND_FIELD(s, i++, e->reply_text);
-    BIND_FIELD(s, i++, e->sender);
-    BIND_FIELD(s, i++, e->recipient);
-    sqlite3_bind_int(s, i++, e->recipients);
-    sqlite3_bind_int64(s, i++, e->size);
-    BIND_FIELD(s, i++, e->queue_id);
-    BIND_FIELD(s, i++, e->last_auth_ref);
+    el_bind_row(s, submission_cols, N_COLS(submission_cols), e);
     return el_run(s);
 }
 
@@ -266,13 +279,6 @@ int eventlog_submission(struct eventlog *l, const struct submission_event *e)
     return eventlog_write_batch(l, NULL, 0, &e, 1);
 }
 
-static void col_copy(sqlite3_stmt *s, int i, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
-}
-#define COL_COPY(s, i, f) col_copy((s), (i), (f), sizeof(f))
-
 /* Picks the query variant for a filter and binds it; the mailbox is lower-cased into lower.
  * NULL when the filter cannot match anything (a mailbox longer than any stored one). */
 static sqlite3_stmt *el_query(struct eventlog *l, const struct signin_filter *f,
@@ -301,8 +307,7 @@ static sqlite3_stmt *el_query(struct eventlog *l, const struct signin_filter *f,
 
 static int el_finish(sqlite3_stmt *s, int rc, int rows)
 {
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlu_finish(s);
     return rc == SQLITE_DONE ? rows : -1;
 }
 
@@ -318,25 +323,7 @@ int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct signin_event e = {0};
-        int i = 0;
-        e.time_ms = sqlite3_column_int64(s, i++);
-        COL_COPY(s, i++, e.ref);
-        COL_COPY(s, i++, e.session);
-        COL_COPY(s, i++, e.client_ip);
-        e.client_port = sqlite3_column_int(s, i++);
-        COL_COPY(s, i++, e.listener);
-        COL_COPY(s, i++, e.tls);
-        COL_COPY(s, i++, e.mech);
-        COL_COPY(s, i++, e.user);
-        COL_COPY(s, i++, e.tenant);
-        e.success = sqlite3_column_int(s, i++) != 0;
-        COL_COPY(s, i++, e.gate);
-        COL_COPY(s, i++, e.level);
-        e.reply_code = sqlite3_column_int(s, i++);
-        COL_COPY(s, i++, e.reply_enhanced);
-        COL_COPY(s, i++, e.reply_text);
-        COL_COPY(s, i++, e.reason);
-        COL_COPY(s, i++, e.detail);
+        el_read_row(s, signin_cols, N_COLS(signin_cols), &e);
         rows++;
         cb(&e, arg);
     }
@@ -355,24 +342,7 @@ int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct submission_event e = {0};
-        int i = 0;
-        e.time_ms = sqlite3_column_int64(s, i++);
-        COL_COPY(s, i++, e.ref);
-        COL_COPY(s, i++, e.session);
-        COL_COPY(s, i++, e.client_ip);
-        e.client_port = sqlite3_column_int(s, i++);
-        COL_COPY(s, i++, e.user);
-        COL_COPY(s, i++, e.stage);
-        e.accepted = sqlite3_column_int(s, i++) != 0;
-        e.reply_code = sqlite3_column_int(s, i++);
-        COL_COPY(s, i++, e.reply_enhanced);
-        COL_COPY(s, i++, e.reply_text);
-        COL_COPY(s, i++, e.sender);
-        COL_COPY(s, i++, e.recipient);
-        e.recipients = sqlite3_column_int(s, i++);
-        e.size = sqlite3_column_int64(s, i++);
-        COL_COPY(s, i++, e.queue_id);
-        COL_COPY(s, i++, e.last_auth_ref);
+        el_read_row(s, submission_cols, N_COLS(submission_cols), &e);
         rows++;
         cb(&e, arg);
     }

@@ -413,11 +413,30 @@ static size_t curl_on_header(char *ptr, size_t size, size_t nmemb, void *userdat
     return n;
 }
 
+/* libcurl's own reading of the URL's host agrees that plain http goes to this machine. */
+static bool curl_host_is_local(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool local = false;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        local = strcasecmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0 ||
+                strcasecmp(host, "localhost") == 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return local;
+}
+
 static int curl_fetch(void *arg, const char *url, char **body, size_t *len, int *max_age, char *err,
                       size_t errlen)
 {
     const struct jwks_cache *c = arg;
     bool local = url_is_local_http(url);
+    if (local && !curl_host_is_local(url)) {
+        snprintf(err, errlen, "plain http is allowed only for localhost");
+        return -1;
+    }
     if (!local && strncasecmp(url, "https://", 8) != 0) {
         snprintf(err, errlen, "only https:// is allowed");
         return -1;
@@ -690,7 +709,8 @@ struct jwks_ref *jwks_cache_get(struct jwks_cache *c, const char *domain, const 
     }
 
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0)
+        memset(&deadline, 0, sizeof deadline); /* cannot happen; then nobody waits */
     deadline.tv_sec += JWKS_WAIT_MS / 1000;
     deadline.tv_nsec += (long)(JWKS_WAIT_MS % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {

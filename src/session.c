@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -388,7 +389,7 @@ static int session_read_line(struct session *s, struct evbuffer *in, char *buf, 
 
 static void session_process(struct session *s)
 {
-    char line[SASL_RESPONSE_MAX + 4];
+    char line[SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER " + 4];
     while (!s->dead && !s->closing) {
         struct evbuffer *in = bufferevent_get_input(s->bev);
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_MAX) {
@@ -411,8 +412,15 @@ static void session_process(struct session *s)
         if (s->state != SESSION_COMMAND && s->state != SESSION_SASL)
             return;
         bool sasl = s->state == SESSION_SASL;
-        size_t max = sasl ? SASL_RESPONSE_MAX : SMTP_COMMAND_LINE_MAX - 2, len = 0;
+        /* RFC 4954 4: an AUTH command with an initial response may be as long as a SASL
+         * response (12288 octets); every other command line stays within 512. */
+        size_t max = SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER ", len = 0;
         int r = session_read_line(s, in, line, max, &len);
+        if (r == 1 && !sasl && len > SMTP_COMMAND_LINE_MAX - 2 &&
+            (len < 5 || strncasecmp(line, "AUTH ", 5) != 0)) {
+            sodium_memzero(line, len);
+            r = -2;
+        }
         if (r == 0)
             return;
         if (r == 1) {

@@ -11,12 +11,15 @@
 #define SMTP_REPLY_TEXT_MAX 8192
 
 struct smtp_reply {
-    int code;                        /* 0 while incomplete */
-    char enhanced[16];               /* "5.7.139" when the first line carries one, else "" */
-    char text[SMTP_REPLY_TEXT_MAX];  /* the lines' texts (after code and separator) joined by
-                                      * '\n', the enhanced code kept as sent */
+    int code;                       /* 0 while incomplete */
+    char enhanced[16];              /* "5.7.139" when the first line carries one, else "" */
+    char text[SMTP_REPLY_TEXT_MAX]; /* the lines' texts (after code and separator) joined by
+                                     * '\n', the enhanced code kept as sent */
     size_t n_lines;
     bool complete;
+    int first_code; /* the first line's code, set from the first line on (code stays 0 until
+                     * the last line) */
+    bool truncated; /* text did not fit in SMTP_REPLY_TEXT_MAX and was cut */
 };
 
 enum smtp_reply_status {

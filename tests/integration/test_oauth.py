@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import smtplib
+import ssl
 import subprocess
 import tempfile
 import time
@@ -497,7 +498,7 @@ class OAuthClientsTest(OAuthTestCase):
         s = smtplib.SMTP("127.0.0.1", self.daemon.starttls_port, local_hostname="client.test",
                          timeout=10)
         self.addCleanup(s.close)
-        s.starttls(context=__import__("ssl")._create_unverified_context())
+        s.starttls(context=ssl._create_unverified_context())
         s.ehlo()
         return s
 
@@ -600,6 +601,7 @@ class ExternalIssuerTest(OAuthTestCase):
             super().setUpClass()
         except BaseException:
             cls.server.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
             raise
         # rotate.example fetches its JWKS (ed-1 only) now, so that the key rotation test, which
         # runs last, waits out the 30 s refetch bound while the other tests run.

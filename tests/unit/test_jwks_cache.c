@@ -414,7 +414,7 @@ static void test_source_validation(void **state)
     };
     static const char *const accepted[] = {
         "https://idp.example/keys", "HTTPS://idp.example:8443/k", "http://127.0.0.1:8080/keys",
-        "http://[::1]:8080/keys",   "http://LOCALHOST/keys",      "http://user@localhost/k",
+        "http://[::1]:8080/keys",   "http://LOCALHOST/keys",
     };
     struct script *s = script_new("k1", NULL, 300);
     struct jwks_cache *c = cache_with(s);
