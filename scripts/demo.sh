@@ -37,5 +37,10 @@ Break it and explain it:
   $CTL mailbox set $USER_ADDR smtp-auth on        # the mailbox override wins: mail flows again
   $CTL queue list                                 # what was accepted, durably queued
 
+OAuth (XOAUTH2 / OAUTHBEARER) with the tenant's built-in issuer:
+  TOKEN=\$($CTL token issue $USER_ADDR)
+  curl --ssl-reqd -k smtp://127.0.0.1:2587 --user '$USER_ADDR:' --oauth2-bearer "\$TOKEN" \\
+       --mail-from $USER_ADDR --mail-rcpt someone@example.net -T /tmp/msg.txt
+
 EOT
 exec build/submitd -d "$DIR" -f

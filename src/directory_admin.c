@@ -76,8 +76,9 @@ static enum dir_status tenant_required(struct directory *d, const char *domain,
 
 /* --- tenants and their domains --- */
 
-static enum dir_status tenant_add_tx(struct directory *d, const char *domain)
+static enum dir_status tenant_add_tx(struct directory *d, const char *domain, const void *unused)
 {
+    (void)unused;
     struct dir_tenant t;
     enum dir_status st = dsql_tenant_load(d, domain, &t);
     if (st == DIR_OK) {
@@ -100,13 +101,7 @@ static enum dir_status tenant_add_tx(struct directory *d, const char *domain)
 
 enum dir_status dir_tenant_add(struct directory *d, const char *domain)
 {
-    char dom[SMTP_DOMAIN_MAX + 1];
-    enum dir_status st = dsql_norm_domain(d, domain, dom);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "adding a tenant");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, tenant_add_tx(d, dom));
+    return dsql_domain_tx(d, domain, "adding a tenant", tenant_add_tx, NULL);
 }
 
 enum dir_status dir_tenant_get(struct directory *d, const char *domain, struct dir_tenant *out)
@@ -273,8 +268,9 @@ enum dir_status dir_domain_add(struct directory *d, const char *tenant_domain, c
     return dsql_tx_end(d, domain_add_tx(d, tdom, dom));
 }
 
-static enum dir_status domain_remove_tx(struct directory *d, const char *domain)
+static enum dir_status domain_remove_tx(struct directory *d, const char *domain, const void *unused)
 {
+    (void)unused;
     struct dir_tenant t;
     enum dir_status st = dsql_tenant_load(d, domain, &t);
     if (st != DIR_OK)
@@ -299,13 +295,7 @@ static enum dir_status domain_remove_tx(struct directory *d, const char *domain)
 
 enum dir_status dir_domain_remove(struct directory *d, const char *domain)
 {
-    char dom[SMTP_DOMAIN_MAX + 1];
-    enum dir_status st = dsql_norm_domain(d, domain, dom);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "removing a domain");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, domain_remove_tx(d, dom));
+    return dsql_domain_tx(d, domain, "removing a domain", domain_remove_tx, NULL);
 }
 
 enum dir_status dir_domain_list(struct directory *d, const char *tenant_domain,
@@ -480,8 +470,10 @@ enum dir_status dir_mailbox_set_password(struct directory *d, const char *addres
     return dsql_tx_end(d, mailbox_password_tx(d, addr, hash));
 }
 
-static enum dir_status mailbox_remove_tx(struct directory *d, const char *address)
+static enum dir_status mailbox_remove_tx(struct directory *d, const char *address,
+                                         const void *unused)
 {
+    (void)unused;
     struct dir_mailbox m;
     enum dir_status st = dsql_mailbox_load(d, address, &m);
     if (st != DIR_OK)
@@ -500,14 +492,7 @@ static enum dir_status mailbox_remove_tx(struct directory *d, const char *addres
 
 enum dir_status dir_mailbox_remove(struct directory *d, const char *address)
 {
-    char addr[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, address, addr, &domain);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "removing a mailbox");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, mailbox_remove_tx(d, addr));
+    return dsql_address_tx(d, address, "removing a mailbox", mailbox_remove_tx, NULL);
 }
 
 enum dir_status dir_mailbox_list(struct directory *d, const char *tenant_domain,
@@ -591,8 +576,9 @@ enum dir_status dir_alias_add(struct directory *d, const char *address, const ch
     return dsql_tx_end(d, alias_add_tx(d, addr, domain, al, alias_domain));
 }
 
-static enum dir_status alias_remove_tx(struct directory *d, const char *alias)
+static enum dir_status alias_remove_tx(struct directory *d, const char *alias, const void *unused)
 {
+    (void)unused;
     sqlite3_stmt *s = dsql_stmt(d, ST_ALIAS_DELETE);
     dsql_bind_text(s, 1, alias);
     enum dir_status st = dsql_run(d, s, "removing an alias");
@@ -607,14 +593,7 @@ static enum dir_status alias_remove_tx(struct directory *d, const char *alias)
 
 enum dir_status dir_alias_remove(struct directory *d, const char *alias)
 {
-    char al[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, alias, al, &domain);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "removing an alias");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, alias_remove_tx(d, al));
+    return dsql_address_tx(d, alias, "removing an alias", alias_remove_tx, NULL);
 }
 
 enum dir_status dir_alias_list(struct directory *d, const char *address,
@@ -896,8 +875,10 @@ enum dir_status dir_rule_add(struct directory *d, const char *tenant_domain, str
     return st;
 }
 
-static enum dir_status rule_remove_tx(struct directory *d, const char *tenant_domain, int64_t id)
+static enum dir_status rule_remove_tx(struct directory *d, const char *tenant_domain,
+                                      const void *arg)
 {
+    int64_t id = *(const int64_t *)arg;
     struct dir_tenant t;
     enum dir_status st = tenant_required(d, tenant_domain, &t);
     if (st != DIR_OK)
@@ -928,13 +909,7 @@ static enum dir_status rule_remove_tx(struct directory *d, const char *tenant_do
 
 enum dir_status dir_rule_remove(struct directory *d, const char *tenant_domain, int64_t id)
 {
-    char tdom[SMTP_DOMAIN_MAX + 1];
-    enum dir_status st = dsql_norm_domain(d, tenant_domain, tdom);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "removing an access rule");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, rule_remove_tx(d, tdom, id));
+    return dsql_domain_tx(d, tenant_domain, "removing an access rule", rule_remove_tx, &id);
 }
 
 enum dir_status dir_rule_list(struct directory *d, const char *tenant_domain,

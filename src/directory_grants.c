@@ -35,22 +35,6 @@ static enum dir_status mailbox_required(struct directory *d, const char *address
     return st;
 }
 
-/* Normalizes address, then runs work(d, addr, arg) in one write transaction. */
-static enum dir_status in_write_tx(struct directory *d, const char *address, const char *what,
-                                   enum dir_status (*work)(struct directory *, const char *,
-                                                           const void *),
-                                   const void *arg)
-{
-    char addr[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, address, addr, &domain);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, what);
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, work(d, addr, arg));
-}
-
 /* Removes what the mailbox at a normalized address holds under key (a send-as address, a
  * principal, a label) with the DELETE statement id (?1 the mailbox's id, ?2 the key);
  * DIR_NOTFOUND with `missing` when it holds nothing under that key. */
@@ -314,14 +298,21 @@ static enum dir_status send_as_grant_tx(struct directory *d, const char *address
     return st;
 }
 
-enum dir_status dir_send_as_grant(struct directory *d, const char *address, const char *other)
+/* Normalizes the other address, then runs work(d, address, other) as one write. */
+static enum dir_status send_as_write(struct directory *d, const char *address, const char *other,
+                                     const char *what, dsql_work_fn work)
 {
     char oth[SMTP_PATH_MAX + 1];
     const char *domain;
     enum dir_status st = dsql_norm_address(d, other, oth, &domain);
     if (st != DIR_OK)
         return st;
-    return in_write_tx(d, address, "adding a send-as grant", send_as_grant_tx, oth);
+    return dsql_address_tx(d, address, what, work, oth);
+}
+
+enum dir_status dir_send_as_grant(struct directory *d, const char *address, const char *other)
+{
+    return send_as_write(d, address, other, "adding a send-as grant", send_as_grant_tx);
 }
 
 static enum dir_status send_as_revoke_tx(struct directory *d, const char *address, const void *arg)
@@ -333,12 +324,7 @@ static enum dir_status send_as_revoke_tx(struct directory *d, const char *addres
 
 enum dir_status dir_send_as_revoke(struct directory *d, const char *address, const char *other)
 {
-    char oth[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, other, oth, &domain);
-    if (st != DIR_OK)
-        return st;
-    return in_write_tx(d, address, "removing a send-as grant", send_as_revoke_tx, oth);
+    return send_as_write(d, address, other, "removing a send-as grant", send_as_revoke_tx);
 }
 
 enum dir_status dir_send_as_list(struct directory *d, const char *address,
@@ -388,7 +374,7 @@ enum dir_status dir_access_grant(struct directory *d, const char *address, const
     enum dir_status st = principal_check(d, principal);
     if (st != DIR_OK)
         return st;
-    return in_write_tx(d, address, "adding an access grant", access_grant_tx, principal);
+    return dsql_address_tx(d, address, "adding an access grant", access_grant_tx, principal);
 }
 
 static enum dir_status access_revoke_tx(struct directory *d, const char *address, const void *arg)
@@ -403,7 +389,7 @@ enum dir_status dir_access_revoke(struct directory *d, const char *address, cons
     enum dir_status st = principal_check(d, principal);
     if (st != DIR_OK)
         return st;
-    return in_write_tx(d, address, "removing an access grant", access_revoke_tx, principal);
+    return dsql_address_tx(d, address, "removing an access grant", access_revoke_tx, principal);
 }
 
 enum dir_status dir_access_list(struct directory *d, const char *address,
@@ -481,7 +467,7 @@ enum dir_status dir_app_password_add(struct directory *d, const char *address, c
         return dsql_invalid(d, "an app password hash must be %d lower-case hex digits",
                             DSQL_HASH_HEX);
     struct app_password_new a = {.label = label, .hash_hex = hash_hex};
-    return in_write_tx(d, address, "adding an app password", app_password_add_tx, &a);
+    return dsql_address_tx(d, address, "adding an app password", app_password_add_tx, &a);
 }
 
 static enum dir_status app_password_revoke_tx(struct directory *d, const char *address,
@@ -498,7 +484,7 @@ enum dir_status dir_app_password_revoke(struct directory *d, const char *address
     enum dir_status st = label_check(d, label);
     if (st != DIR_OK)
         return st;
-    return in_write_tx(d, address, "revoking an app password", app_password_revoke_tx, label);
+    return dsql_address_tx(d, address, "revoking an app password", app_password_revoke_tx, label);
 }
 
 enum dir_status dir_app_password_list(struct directory *d, const char *address,

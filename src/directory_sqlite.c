@@ -322,6 +322,32 @@ enum dir_status dsql_tx_end(struct directory *d, enum dir_status st)
     return st;
 }
 
+/* The key is normalized (status st); the write runs when it is valid. */
+static enum dir_status keyed_tx(struct directory *d, enum dir_status st, const char *key,
+                                const char *what, dsql_work_fn work, const void *arg)
+{
+    if (st == DIR_OK)
+        st = dsql_tx_begin(d, what);
+    if (st != DIR_OK)
+        return st;
+    return dsql_tx_end(d, work(d, key, arg));
+}
+
+enum dir_status dsql_address_tx(struct directory *d, const char *address, const char *what,
+                                dsql_work_fn work, const void *arg)
+{
+    char addr[SMTP_PATH_MAX + 1];
+    const char *domain;
+    return keyed_tx(d, dsql_norm_address(d, address, addr, &domain), addr, what, work, arg);
+}
+
+enum dir_status dsql_domain_tx(struct directory *d, const char *domain, const char *what,
+                               dsql_work_fn work, const void *arg)
+{
+    char dom[SMTP_DOMAIN_MAX + 1];
+    return keyed_tx(d, dsql_norm_domain(d, domain, dom), dom, what, work, arg);
+}
+
 /* --- opening and migrations --- */
 
 /* Applies the migrations the database lacks, all in one transaction. */

@@ -98,6 +98,14 @@ enum dir_status dsql_tx_begin(struct directory *d, const char *what);
 enum dir_status dsql_tx_end(struct directory *d, enum dir_status st);
 void dsql_tx_rollback(struct directory *d);
 
+/* A write keyed by an address or a domain: normalizes key (DIR_INVALID with the reason), then
+ * runs work(d, normalized key, arg) between dsql_tx_begin(what) and dsql_tx_end. */
+typedef enum dir_status (*dsql_work_fn)(struct directory *d, const char *key, const void *arg);
+enum dir_status dsql_address_tx(struct directory *d, const char *address, const char *what,
+                                dsql_work_fn work, const void *arg);
+enum dir_status dsql_domain_tx(struct directory *d, const char *domain, const char *what,
+                               dsql_work_fn work, const void *arg);
+
 /* Normalize (lower case) and validate; DIR_INVALID with a reason. *domain points into out. */
 enum dir_status dsql_norm_domain(struct directory *d, const char *in,
                                  char out[SMTP_DOMAIN_MAX + 1]);

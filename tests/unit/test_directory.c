@@ -23,83 +23,12 @@
 #include <sqlite3.h>
 
 #include "directory.h"
-
-struct fixture {
-    char dir[64];
-    struct directory *d;
-};
-
-static void remove_dir(const char *dir)
-{
-    const char *files[] = {"directory.db", "directory.db-wal", "directory.db-shm"};
-    char path[128];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
+#include "test_directory_fixture.h"
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_directory.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    char err[256];
-    f->d = directory_open(f->dir, err, sizeof err);
-    if (f->d == NULL) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return dir_fixture_setup(state, "test_directory");
 }
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    directory_close(f->d);
-    remove_dir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* A raw connection to the same database, for what the API cannot do. */
-static sqlite3 *raw_open(const char *dir)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/directory.db", dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static void raw_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "%s: %s\n", sql, msg);
-    sqlite3_free(msg);
-    assert_int_equal(rc, SQLITE_OK);
-}
-
-static int64_t generation(struct directory *d)
-{
-    int64_t g = -1;
-    assert_int_equal(dir_generation(d, &g), DIR_OK);
-    return g;
-}
-
-#define assert_invalid(call, message)                                                              \
-    do {                                                                                           \
-        assert_int_equal((call), DIR_INVALID);                                                     \
-        assert_string_equal(dir_error(f->d), (message));                                           \
-    } while (0)
 
 /* example.com with alice and bob, example.net with carol. */
 static void populate(struct fixture *f)
@@ -117,17 +46,13 @@ static void test_open_schema(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(dir_schema_version(f->d), 2);
-    sqlite3 *db = raw_open(f->dir);
+    sqlite3 *db = raw_open(f);
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_version", -1, &s, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
-    sqlite3_finalize(s);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*) FROM schema_version", 0), 2);
     sqlite3_close(db);
 }
 
@@ -149,13 +74,8 @@ static void test_open_twice(void **state)
     assert_int_equal(dir_tenant_get(f->d, "example.com", &t), DIR_OK);
     struct dir_policy p;
     assert_int_equal(dir_policy_get(f->d, "block-basic", &p), DIR_OK); /* not inserted twice */
-    sqlite3 *db = raw_open(f->dir);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM policies", -1, &s, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
-    sqlite3_finalize(s);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*) FROM policies", 0), 2);
     sqlite3_close(db);
 }
 
@@ -166,8 +86,8 @@ static void test_open_failures(void **state)
     assert_null(directory_open("/nonexistent/submitd-test", err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/submitd-test/directory.db"));
 
-    sqlite3 *db = raw_open(f->dir);
-    raw_exec(db, "INSERT INTO schema_version (version, applied) VALUES (99, 0)");
+    sqlite3 *db = raw_open(f);
+    tu_raw_exec(db, "INSERT INTO schema_version (version, applied) VALUES (99, 0)");
     sqlite3_close(db);
     err[0] = '\0';
     assert_null(directory_open(f->dir, err, sizeof err));
@@ -243,11 +163,11 @@ static void test_migrate_from_v1(void **state)
     /* the fixture's database is replaced by a version-1 one */
     directory_close(f->d);
     f->d = NULL;
-    remove_dir(f->dir);
+    tu_remove_dir(f->dir, DIR_FILE_NAME);
     assert_int_equal(mkdir(f->dir, 0700), 0);
-    sqlite3 *db = raw_open(f->dir);
-    raw_exec(db, "PRAGMA journal_mode=WAL");
-    raw_exec(db, v1_schema);
+    sqlite3 *db = raw_open(f);
+    tu_raw_exec(db, "PRAGMA journal_mode=WAL");
+    tu_raw_exec(db, v1_schema);
     sqlite3_close(db);
 
     char err[256];
@@ -306,15 +226,9 @@ static void test_migrate_from_v1(void **state)
     struct dir_mailbox m;
     assert_int_equal(dir_mailbox_get(f->d, "bob@example.com", &m), DIR_OK);
     assert_int_equal(m.limits.sessions, 2);
-    db = raw_open(f->dir);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_version", -1, &s, NULL),
-        SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 2);
-    assert_int_equal(sqlite3_column_int(s, 1), 2);
-    sqlite3_finalize(s);
+    db = raw_open(f);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 0), 2);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 1), 2);
     sqlite3_close(db);
 }
 
@@ -407,18 +321,6 @@ static void test_tenant_set(void **state)
     assert_int_equal(dir_tenant_get(f->d, "example.com", &t), DIR_OK);
     assert_false(t.smtp_auth); /* failed sets changed nothing */
     assert_string_equal(t.default_policy, "Legacy");
-}
-
-struct names {
-    int n;
-    char v[16][SMTP_PATH_MAX + 1];
-};
-
-static void collect_name(const char *name, void *arg)
-{
-    struct names *c = arg;
-    if (c->n < 16)
-        snprintf(c->v[c->n++], sizeof c->v[0], "%s", name);
 }
 
 static void collect_tenant(const struct dir_tenant *t, void *arg)
@@ -633,13 +535,8 @@ static void test_mailbox_remove_cascades(void **state)
     assert_int_equal(dir_alias_add(f->d, "bob@example.com", "info@example.com"), DIR_OK);
     assert_int_equal(dir_mailbox_remove(f->d, "alice@example.com"), DIR_NOTFOUND);
     assert_int_equal(dir_mailbox_remove(f->d, "not an address"), DIR_INVALID);
-    sqlite3 *db = raw_open(f->dir);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM aliases", -1, &s, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 1);
-    sqlite3_finalize(s);
+    sqlite3 *db = raw_open(f);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*) FROM aliases", 0), 1);
     sqlite3_close(db);
 }
 
@@ -931,18 +828,6 @@ static void test_generation(void **state)
 {
     struct fixture *f = *state;
     int64_t g = generation(f->d);
-#define BUMPS(call)                                                                                \
-    do {                                                                                           \
-        assert_int_equal((call), DIR_OK);                                                          \
-        int64_t now = generation(f->d);                                                            \
-        assert_true(now > g);                                                                      \
-        g = now;                                                                                   \
-    } while (0)
-#define STILL(call)                                                                                \
-    do {                                                                                           \
-        (void)(call);                                                                              \
-        assert_int_equal(generation(f->d), g);                                                     \
-    } while (0)
     struct dir_tenant t;
     struct dir_auth_view v;
     struct dir_rule r = rule(false, false, "192.0.2.0/24", "", 0);
@@ -969,8 +854,6 @@ static void test_generation(void **state)
     STILL(dir_mailbox_add(f->d, "x@example.net", NULL));
     STILL(dir_policy_remove(f->d, "block-basic"));
     STILL(dir_alias_remove(f->d, "none@example.com"));
-#undef BUMPS
-#undef STILL
     /* other connections see it */
     char err[256];
     struct directory *other = directory_open(f->dir, err, sizeof err);
@@ -1120,8 +1003,8 @@ static void test_tempfail_when_locked(void **state)
 {
     struct fixture *f = *state;
     populate(f);
-    sqlite3 *db = raw_open(f->dir);
-    raw_exec(db, "BEGIN EXCLUSIVE");
+    sqlite3 *db = raw_open(f);
+    tu_raw_exec(db, "BEGIN EXCLUSIVE");
     time_t t0 = time(NULL);
     assert_int_equal(dir_tenant_add(f->d, "example.org"), DIR_TEMPFAIL);
     assert_true(time(NULL) - t0 >= 4); /* it waited busy_timeout first */
@@ -1130,7 +1013,7 @@ static void test_tempfail_when_locked(void **state)
     struct dir_auth_view v;
     assert_int_equal(dir_auth_view(f->d, "alice@example.com", &v), DIR_OK);
     assert_true(v.mailbox_found);
-    raw_exec(db, "ROLLBACK");
+    tu_raw_exec(db, "ROLLBACK");
     sqlite3_close(db);
     assert_int_equal(dir_tenant_add(f->d, "example.org"), DIR_OK);
 }
@@ -1187,7 +1070,7 @@ static void test_rules_for_policy(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, dir_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_schema),
         T(test_open_twice),

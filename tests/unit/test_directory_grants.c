@@ -21,73 +21,21 @@
 #include <sqlite3.h>
 
 #include "directory.h"
-
-struct fixture {
-    char dir[64];
-    struct directory *d;
-};
+#include "test_directory_fixture.h"
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_directory_grants.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    char err[256];
-    f->d = directory_open(f->dir, err, sizeof err);
-    if (f->d == NULL) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    directory_close(f->d);
-    const char *files[] = {"directory.db", "directory.db-wal", "directory.db-shm"};
-    char path[128];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", f->dir, files[i]);
-        unlink(path);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return dir_fixture_setup(state, "test_directory_grants");
 }
 
 /* A count from a raw connection to the same database. */
 static int raw_count(struct fixture *f, const char *sql)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/directory.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int n = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    sqlite3 *db = raw_open(f);
+    int n = tu_raw_int(db, sql, 0);
     sqlite3_close(db);
     return n;
 }
-
-static int64_t generation(struct directory *d)
-{
-    int64_t g = -1;
-    assert_int_equal(dir_generation(d, &g), DIR_OK);
-    return g;
-}
-
-#define assert_invalid(call, message)                                                              \
-    do {                                                                                           \
-        assert_int_equal((call), DIR_INVALID);                                                     \
-        assert_string_equal(dir_error(f->d), (message));                                           \
-    } while (0)
 
 /* example.com (and example.org) with alice and bob, example.net with carol. */
 static void populate(struct fixture *f)
@@ -463,18 +411,6 @@ static void test_auth_view_new_fields(void **state)
 
 /* --- send-as grants --- */
 
-struct names {
-    int n;
-    char v[8][300];
-};
-
-static void collect_name(const char *name, void *arg)
-{
-    struct names *c = arg;
-    if (c->n < 8)
-        snprintf(c->v[c->n++], sizeof c->v[0], "%s", name);
-}
-
 static void test_send_as(void **state)
 {
     struct fixture *f = *state;
@@ -827,18 +763,6 @@ static void test_generation(void **state)
     char hex[65];
     int64_t alice = mailbox_id(f, "alice@example.com");
     int64_t g = generation(f->d);
-#define BUMPS(call)                                                                                \
-    do {                                                                                           \
-        assert_int_equal((call), DIR_OK);                                                          \
-        int64_t now = generation(f->d);                                                            \
-        assert_true(now > g);                                                                      \
-        g = now;                                                                                   \
-    } while (0)
-#define STILL(call)                                                                                \
-    do {                                                                                           \
-        (void)(call);                                                                              \
-        assert_int_equal(generation(f->d), g);                                                     \
-    } while (0)
     const char *tenant_keys[][2] = {
         {"issuer", "https://idp.example"},
         {"jwks", "/etc/jwks.json"},
@@ -874,13 +798,11 @@ static void test_generation(void **state)
     STILL(dir_app_password_add(f->d, "alice@example.com", "phone", hash_of(2, hex)));
     STILL(dir_app_password_revoke(f->d, "alice@example.com", "tablet"));
     BUMPS(dir_app_password_revoke(f->d, "alice@example.com", "phone"));
-#undef BUMPS
-#undef STILL
 }
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, dir_fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_tenant_oauth_defaults),
         T(test_tenant_issuer),

@@ -17,30 +17,19 @@
 #include <sqlite3.h>
 
 #include "eventlog.h"
+#include "test_util.h"
 
 struct fixture {
-    char dir[64];
+    char dir[TU_DIR_MAX];
     struct eventlog *log;
 };
-
-static void remove_dir(const char *dir)
-{
-    const char *files[] = {"log.db", "log.db-wal", "log.db-shm"};
-    char path[128];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_eventlog.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tu_temp_dir(f->dir, "test_eventlog") != 0)
         return -1;
     char err[256];
     f->log = eventlog_open(f->dir, err, sizeof err);
@@ -56,7 +45,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     eventlog_close(f->log);
-    remove_dir(f->dir);
+    tu_remove_dir(f->dir, EVENTLOG_FILE_NAME);
     free(f);
     return 0;
 }
