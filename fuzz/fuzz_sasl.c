@@ -90,16 +90,14 @@ static void run_exchange(enum sasl_mech mech, bool no_initial, struct fuzz_split
     enum sasl_status st = SASL_CONTINUE;
     if (no_initial) {
         st = sasl_step(&x, NULL, 0, &ch, &ch_len);
-        FUZZ_CHECK(st == SASL_CONTINUE);
+        FUZZ_CHECK(st == SASL_CONTINUE && ch != NULL && ch_len <= sizeof x.challenge);
     }
     size_t off = 0;
     int steps = 0;
     while (st == SASL_CONTINUE && steps++ < 8) {
-        FUZZ_CHECK(ch != NULL && ch_len <= sizeof x.challenge);
         size_t n = fuzz_split_next(sp, len - off);
-        if (off == len && steps > 1)
-            n = 0;
         st = sasl_step(&x, msg + off, n, &ch, &ch_len);
+        FUZZ_CHECK(ch != NULL && ch_len <= sizeof x.challenge);
         off += n;
     }
     if (st == SASL_DONE)

@@ -32,6 +32,7 @@ enum key_type {
     KEY_SIZE,     /* uint64_t, decimal with optional K/M/G (binary multiples) */
     KEY_PATH,     /* char[PATH_MAX], relative to the data directory unless absolute */
     KEY_LISTEN,   /* one listener, appended */
+    KEY_USER,     /* char[], a POSIX portable user name */
 };
 
 struct config_key {
@@ -63,6 +64,7 @@ static const struct config_key config_keys[] = {
     {"auth-memlimit", KEY_SIZE, 8 * KIB, 4 * GIB, 64 * MIB, FIELD(auth_memlimit)},
     {"tls-cert", KEY_PATH, 1, PATH_MAX - 1, 0, FIELD(tls_cert)},
     {"tls-key", KEY_PATH, 1, PATH_MAX - 1, 0, FIELD(tls_key)},
+    {"user", KEY_USER, 1, 32, 0, FIELD(user)},
 };
 
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -355,6 +357,17 @@ static int apply_key(const struct config_key *k, const char *value, struct confi
         }
         snprintf(field, k->size, "%s", value);
         return 0;
+    case KEY_USER: {
+        /* POSIX 3.437 portable user name: letters, digits, '.', '_', '-', not leading '-' */
+        size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789._-");
+        if (n != strlen(value) || n > k->max || value[0] == '-') {
+            set_err(err, errlen, "line %u: user '%s' is not a valid user name", lineno, value);
+            return -1;
+        }
+        snprintf(field, k->size, "%s", value);
+        return 0;
+    }
     case KEY_PATH: {
         size_t n = strlen(value);
         bool relative = value[0] != '/';

@@ -76,16 +76,24 @@ static enum dir_status tenant_required(struct directory *d, const char *domain,
 
 /* --- tenants and their domains --- */
 
+/* DIR_OK when no tenant has the domain yet; DIR_EXISTS naming the tenant that has it. */
+static enum dir_status domain_unclaimed(struct directory *d, const char *domain)
+{
+    struct dir_tenant owner;
+    enum dir_status st = dsql_tenant_load(d, domain, &owner);
+    if (st == DIR_OK) {
+        snprintf(d->err, sizeof d->err, "%s already belongs to the tenant %s", domain,
+                 owner.domain);
+        return DIR_EXISTS;
+    }
+    return st == DIR_NOTFOUND ? DIR_OK : st;
+}
+
 static enum dir_status tenant_add_tx(struct directory *d, const char *domain, const void *unused)
 {
     (void)unused;
-    struct dir_tenant t;
-    enum dir_status st = dsql_tenant_load(d, domain, &t);
-    if (st == DIR_OK) {
-        snprintf(d->err, sizeof d->err, "%s already belongs to the tenant %s", domain, t.domain);
-        return DIR_EXISTS;
-    }
-    if (st != DIR_NOTFOUND)
+    enum dir_status st = domain_unclaimed(d, domain);
+    if (st != DIR_OK)
         return st;
     sqlite3_stmt *s = dsql_stmt(d, ST_TENANT_INSERT);
     dsql_bind_text(s, 1, domain);
@@ -236,17 +244,10 @@ static enum dir_status domain_add_tx(struct directory *d, const char *tenant_dom
                                      const char *domain)
 {
     struct dir_tenant t;
-    struct dir_tenant owner;
     enum dir_status st = tenant_required(d, tenant_domain, &t);
+    if (st == DIR_OK)
+        st = domain_unclaimed(d, domain);
     if (st != DIR_OK)
-        return st;
-    st = dsql_tenant_load(d, domain, &owner);
-    if (st == DIR_OK) {
-        snprintf(d->err, sizeof d->err, "%s already belongs to the tenant %s", domain,
-                 owner.domain);
-        return DIR_EXISTS;
-    }
-    if (st != DIR_NOTFOUND)
         return st;
     sqlite3_stmt *s = dsql_stmt(d, ST_DOMAIN_INSERT);
     dsql_bind_text(s, 1, domain);
@@ -320,9 +321,23 @@ static enum dir_status hash_check(struct directory *d, const char *hash)
     return DIR_OK;
 }
 
-static enum dir_status mailbox_add_tx(struct directory *d, const char *address, const char *domain,
-                                      const char *hash)
+/* A write to the mailbox at address that stores a password hash (arg): the address, then the
+ * hash, are checked first. */
+static enum dir_status hash_write(struct directory *d, const char *address, const char *hash,
+                                  const char *what, dsql_work_fn work)
 {
+    char addr[SMTP_PATH_MAX + 1];
+    const char *domain;
+    enum dir_status st = dsql_norm_address(d, address, addr, &domain);
+    if (st == DIR_OK)
+        st = hash_check(d, hash);
+    return dsql_write(d, st, addr, what, work, hash);
+}
+
+static enum dir_status mailbox_add_tx(struct directory *d, const char *address, const void *arg)
+{
+    const char *hash = arg;
+    const char *domain = strrchr(address, '@') + 1;
     struct dir_tenant t;
     char owner[SMTP_PATH_MAX + 1];
     enum dir_status st = dsql_tenant_load(d, domain, &t);
@@ -343,24 +358,15 @@ static enum dir_status mailbox_add_tx(struct directory *d, const char *address, 
     dsql_bind_text(s, 3, has_password ? hash : "");
     sqlite3_bind_int64(s, 4, now);
     sqlite3_bind_int64(s, 5, has_password ? now : 0);
-    return dsql_run(d, s, "adding a mailbox");
+    st = dsql_run(d, s, "adding a mailbox");
+    if (st == DIR_EXISTS)
+        snprintf(d->err, sizeof d->err, "the mailbox %s exists", address);
+    return st;
 }
 
 enum dir_status dir_mailbox_add(struct directory *d, const char *address, const char *hash)
 {
-    char addr[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, address, addr, &domain);
-    if (st == DIR_OK)
-        st = hash_check(d, hash);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "adding a mailbox");
-    if (st != DIR_OK)
-        return st;
-    st = dsql_tx_end(d, mailbox_add_tx(d, addr, domain, hash));
-    if (st == DIR_EXISTS)
-        snprintf(d->err, sizeof d->err, "the mailbox %s exists", addr);
-    return st;
+    return hash_write(d, address, hash, "adding a mailbox", mailbox_add_tx);
 }
 
 enum dir_status dir_mailbox_get(struct directory *d, const char *address, struct dir_mailbox *out)
@@ -443,8 +449,9 @@ enum dir_status dir_mailbox_set(struct directory *d, const char *address, const 
 }
 
 static enum dir_status mailbox_password_tx(struct directory *d, const char *address,
-                                           const char *hash)
+                                           const void *arg)
 {
+    const char *hash = arg;
     struct dir_mailbox m;
     enum dir_status st = dsql_mailbox_load(d, address, &m);
     if (st != DIR_OK)
@@ -458,16 +465,7 @@ static enum dir_status mailbox_password_tx(struct directory *d, const char *addr
 
 enum dir_status dir_mailbox_set_password(struct directory *d, const char *address, const char *hash)
 {
-    char addr[SMTP_PATH_MAX + 1];
-    const char *domain;
-    enum dir_status st = dsql_norm_address(d, address, addr, &domain);
-    if (st == DIR_OK)
-        st = hash_check(d, hash);
-    if (st == DIR_OK)
-        st = dsql_tx_begin(d, "changing a password");
-    if (st != DIR_OK)
-        return st;
-    return dsql_tx_end(d, mailbox_password_tx(d, addr, hash));
+    return hash_write(d, address, hash, "changing a password", mailbox_password_tx);
 }
 
 static enum dir_status mailbox_remove_tx(struct directory *d, const char *address,

@@ -1,12 +1,12 @@
 /* directory_sqlite.c: owns the SQLite backend of the directory (directory.h) in DIR/directory.db:
  * the connection, the versioned schema and its migrations, the prepared statements, validation
- * helpers (names, addresses), row loaders, the generation counter, the one-snapshot read that
- * every AUTH does (dir_auth_view) and the other reads the server makes (send-as, act-as, app
- * passwords, effective limits). The administrative writes are in directory_admin.c and
- * directory_grants.c. Addresses are RFC 5321 4.1.2 mailboxes (RFC 6531 local parts allowed),
- * domains RFC 1035 / RFC 5321 4.1.2 names, networks RFC 4632 / RFC 4291. The schema is documented
- * in docs/directory.md. One connection per thread; every statement is prepared once per connection
- * and reset after each use. */
+ * helpers (names, addresses), row loaders, the write transaction (keyed by an address or a
+ * domain), the generation counter, the one-snapshot read that every AUTH does (dir_auth_view)
+ * and the other reads the server makes (send-as, act-as, app passwords, effective limits). The
+ * administrative writes are in directory_admin.c and directory_grants.c. Addresses are RFC 5321
+ * 4.1.2 mailboxes (RFC 6531 local parts allowed), domains RFC 1035 / RFC 5321 4.1.2 names,
+ * networks RFC 4632 / RFC 4291. The schema is documented in docs/directory.md. One connection per
+ * thread; every statement is prepared once per connection and reset after each use. */
 #include "directory.h"
 #include "directory_sqlite_int.h"
 
@@ -322,9 +322,8 @@ enum dir_status dsql_tx_end(struct directory *d, enum dir_status st)
     return st;
 }
 
-/* The key is normalized (status st); the write runs when it is valid. */
-static enum dir_status keyed_tx(struct directory *d, enum dir_status st, const char *key,
-                                const char *what, dsql_work_fn work, const void *arg)
+enum dir_status dsql_write(struct directory *d, enum dir_status st, const char *key,
+                           const char *what, dsql_work_fn work, const void *arg)
 {
     if (st == DIR_OK)
         st = dsql_tx_begin(d, what);
@@ -338,14 +337,14 @@ enum dir_status dsql_address_tx(struct directory *d, const char *address, const 
 {
     char addr[SMTP_PATH_MAX + 1];
     const char *domain;
-    return keyed_tx(d, dsql_norm_address(d, address, addr, &domain), addr, what, work, arg);
+    return dsql_write(d, dsql_norm_address(d, address, addr, &domain), addr, what, work, arg);
 }
 
 enum dir_status dsql_domain_tx(struct directory *d, const char *domain, const char *what,
                                dsql_work_fn work, const void *arg)
 {
     char dom[SMTP_DOMAIN_MAX + 1];
-    return keyed_tx(d, dsql_norm_domain(d, domain, dom), dom, what, work, arg);
+    return dsql_write(d, dsql_norm_domain(d, domain, dom), dom, what, work, arg);
 }
 
 /* --- opening and migrations --- */

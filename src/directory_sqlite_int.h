@@ -98,9 +98,13 @@ enum dir_status dsql_tx_begin(struct directory *d, const char *what);
 enum dir_status dsql_tx_end(struct directory *d, enum dir_status st);
 void dsql_tx_rollback(struct directory *d);
 
-/* A write keyed by an address or a domain: normalizes key (DIR_INVALID with the reason), then
- * runs work(d, normalized key, arg) between dsql_tx_begin(what) and dsql_tx_end. */
+/* A write keyed by an address or a domain: dsql_write runs work(d, key, arg) between
+ * dsql_tx_begin(what) and dsql_tx_end when st (the checks of key and arg) is DIR_OK, else
+ * answers st; dsql_address_tx and dsql_domain_tx first normalize the key (DIR_INVALID with the
+ * reason). */
 typedef enum dir_status (*dsql_work_fn)(struct directory *d, const char *key, const void *arg);
+enum dir_status dsql_write(struct directory *d, enum dir_status st, const char *key,
+                           const char *what, dsql_work_fn work, const void *arg);
 enum dir_status dsql_address_tx(struct directory *d, const char *address, const char *what,
                                 dsql_work_fn work, const void *arg);
 enum dir_status dsql_domain_tx(struct directory *d, const char *domain, const char *what,

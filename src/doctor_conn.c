@@ -423,6 +423,28 @@ static long first_bytes_cb(BIO *b, int oper, const char *argp, size_t len, int a
     return ret;
 }
 
+/* The plaintext line the server sent where a handshake belongs: the bytes OpenSSL read, then
+ * the rest of the line from the socket (briefly: it is only for the message). */
+static void plaintext_line(struct dconn *c, char *out, size_t cap)
+{
+    char line[80];
+    size_t n = c->first_len < sizeof line ? c->first_len : sizeof line - 1;
+    memcpy(line, c->first, n);
+    long long deadline = now_ms() + 300;
+    char err[64];
+    while (n < sizeof line - 1 && memchr(line, '\n', n) == NULL &&
+           wait_fd(c, POLLIN, deadline, err, sizeof err) == 1) {
+        ssize_t got = recv(c->fd, line + n, sizeof line - 1 - n, 0);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    size_t k = 0;
+    while (k < n && line[k] >= 0x20 && line[k] <= 0x7e)
+        k++;
+    snprintf(out, cap, "%.*s", (int)k, line);
+}
+
 static bool is_ip_literal(const char *host)
 {
     unsigned char buf[sizeof(struct in6_addr)];
@@ -524,11 +546,7 @@ enum dconn_status dconn_start_tls(struct dconn *c, const struct dtls_opts *o,
         if (want == 0) {
             /* A reply line where a ServerHello belongs: the port speaks plaintext SMTP. */
             if (c->first_len >= 4 && memcmp(c->first, "220", 3) == 0) {
-                size_t n = c->first_len;
-                while (n > 0 && (c->first[n - 1] < 0x20 || c->first[n - 1] > 0x7e))
-                    n--;
-                snprintf(info->plaintext, sizeof info->plaintext, "%.*s", (int)n,
-                         (const char *)c->first);
+                plaintext_line(c, info->plaintext, sizeof info->plaintext);
                 snprintf(err, errlen,
                          "the server sent plaintext \"%s...\" instead of a TLS "
                          "handshake",

@@ -45,9 +45,9 @@ struct dstep {
                        * "ehlo-tls", "mechanisms", "auth", "mail", "rcpt", "data", "quit" */
     enum dstatus status;
     char detail[1024];
-    char fix[512];                      /* what to change, for a client-side finding; "" */
+    char fix[512];                         /* what to change, for a client-side finding; "" */
     char reply[SMTP_REPLY_TEXT_MAX + 512]; /* the reply as sent, lines joined by '\n'; "" */
-    long elapsed_ms;                    /* -1 when not timed */
+    long elapsed_ms;                       /* -1 when not timed */
 };
 
 /* The diagnosis of one failing (or refusing) reply. */

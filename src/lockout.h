@@ -34,6 +34,7 @@ struct lockout_state {
     unsigned address_failures;
     bool familiar;
     int64_t until_ms;           /* when the oldest counted failure leaves the window */
+    unsigned pair_failures;     /* of this account from this address (for the delay) */
 };
 
 struct lockout;
@@ -42,6 +43,8 @@ void lockout_defaults(struct lockout_config *c);
 struct lockout *lockout_open(const char *datadir, const struct lockout_config *c, char *err,
                              size_t errlen);
 void lockout_close(struct lockout *l);
+/* What the last call that returned -1 failed at, on what and why (for the caller's log). */
+const char *lockout_errmsg(const struct lockout *l);
 /* Decides for an attempt on `account` (normalized address or the user as given) from
  * client_ip at now_ms. Returns 0, or -1 when the log cannot be read (the caller then lets the
  * attempt through to the other gates: a lockout store failure must not lock everyone out). */

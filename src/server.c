@@ -27,6 +27,7 @@
 #include "logwriter.h"
 #include "loop.h"
 #include "password.h"
+#include "privileges.h"
 #include "quota.h"
 #include "session.h"
 #include "spool.h"
@@ -256,7 +257,8 @@ static void listener_start(struct server *s, struct listener *l)
 
 static void listener_close(struct server *s, struct listener *l)
 {
-    server_on_loops(s, listener_detach, l);
+    if (s->loops_running)
+        server_on_loops(s, listener_detach, l);
     close(l->fd);
     l->fd = -1;
     listener_release(l);
@@ -370,6 +372,29 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
     }
     snprintf(s->datadir, sizeof s->datadir, "%s", datadir);
     pthread_mutex_init(&s->mu, NULL);
+    /* Bind first (ports below 1024 need root), then give root up before the data directory is
+     * touched, so that every file it makes belongs to the unprivileged user. */
+    struct config boot;
+    if (config_load(datadir, &boot, err, errlen) != 0)
+        goto fail;
+    s->n_loops = boot.io_threads;
+    for (size_t i = 0; i < boot.n_listeners; i++) {
+        struct listener *l = listener_open(s, &boot.listeners[i], err, errlen);
+        if (!l)
+            goto fail;
+        s->listeners[s->n_listeners++] = l;
+    }
+    char why[512] = "";
+    int dropped = privileges_drop(boot.user, datadir, why, sizeof why);
+    if (dropped < 0) {
+        snprintf(err, errlen, "%s", why);
+        goto fail;
+    }
+    if (dropped > 0)
+        log_warn("event=privileges reason=\"%s\"", why);
+    if (privileges_check_dir(datadir, err, errlen) != 0 ||
+        privileges_check_key(boot.tls_key, err, errlen) != 0)
+        goto fail;
     s->rt = runtime_load(datadir, err, errlen);
     if (!s->rt)
         goto fail;
@@ -406,7 +431,6 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
     s->jwks = jwks_cache_new(datadir);
     if (!s->quota || !s->jwks || server_restore_quota(s, err, errlen) != 0)
         goto fail;
-    s->n_loops = cfg->io_threads;
     s->loops = calloc(s->n_loops, sizeof *s->loops);
     s->loop_sessions = calloc(s->n_loops, sizeof *s->loop_sessions);
     if (!s->limits || !s->loops || !s->loop_sessions) {
@@ -420,11 +444,14 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
             goto fail;
         }
     }
+    s->loops_running = true;
     s->jobs = jobs_new(cfg->auth_threads, worker_init, worker_fini, s);
     if (!s->jobs) {
         snprintf(err, errlen, "cannot start worker threads");
         goto fail;
     }
+    for (size_t i = 0; i < s->n_listeners; i++)
+        listener_start(s, s->listeners[i]);
     if (server_apply_listeners(s, cfg, err, errlen) != 0)
         goto fail;
     return s;
@@ -541,7 +568,7 @@ void server_free(struct server *s)
     for (size_t i = 0; i < s->n_listeners; i++)
         listener_close(s, s->listeners[i]);
     s->n_listeners = 0;
-    if (s->loops && s->loop_sessions && atomic_load(&s->sessions) > 0)
+    if (s->loops_running && atomic_load(&s->sessions) > 0)
         server_on_loops(s, shutdown_sessions, s); /* force: the grace period is over */
     /* Finish work in flight: its completions land on the loops, which are still running. */
     jobs_free(s->jobs);

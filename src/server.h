@@ -44,6 +44,7 @@ struct server {
     struct loop **loops;
     struct session **loop_sessions; /* per loop: its sessions (touched only on that loop) */
     unsigned n_loops;
+    bool loops_running;          /* every loop started: listeners may be attached */
     atomic_uint next_loop;
     struct listener *listeners[CONFIG_LISTENERS_MAX];
     size_t n_listeners;

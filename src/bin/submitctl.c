@@ -5,14 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ctl/ctl.h"
 #include "directory.h"
 
+extern const struct ctl_command ctl_lockout_commands[]; /* ctl_lockout.c (not in ctl.h) */
+
 static const struct ctl_command *const groups[] = {
     ctl_tenant_commands,       ctl_mailbox_commands, ctl_grant_commands, ctl_alias_commands,
     ctl_app_password_commands, ctl_policy_commands,  ctl_rule_commands,  ctl_token_commands,
-    ctl_explain_commands,      ctl_log_commands,     ctl_queue_commands,
+    ctl_explain_commands,      ctl_log_commands,     ctl_queue_commands, ctl_lockout_commands,
 };
 #define N_GROUPS (sizeof groups / sizeof groups[0])
 
@@ -112,6 +115,7 @@ int main(int argc, char **argv)
     struct ctl c;
     memset(&c, 0, sizeof c);
     c.datadir = CTL_DEFAULT_DATADIR;
+    umask(077); /* the directory, keys and logs it writes are private */
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "-d") == 0 && i + 1 < argc && argv[i + 1][0] != '\0') {

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
     if (optind != argc)
         usage();
     char err[1024];
+    umask(077); /* every file submitd makes (databases, spool, keys, logs) is private */
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "submitd: cannot create %s: %s\n", dir, strerror(errno));
         return 1;

@@ -18,7 +18,8 @@ import subprocess
 from .harness import BUILD, REPO, SANITIZER_MARKERS
 
 DOCTOR = os.path.join(BUILD, "smtp-doctor")
-SCHEMA_PATH = os.path.join(REPO, "docs", "smtp-doctor.schema.json")
+SCHEMA_PATH = os.environ.get("SMTP_DOCTOR_SCHEMA") or os.path.join(REPO, "docs",
+                                                                  "smtp-doctor.schema.json")
 DOC_PATH = os.path.join(REPO, "docs", "smtp-doctor.md")
 RUN_TIMEOUT = 30.0
 
@@ -262,3 +263,35 @@ def check_schema_keywords(schema, path="$"):
     if "type" in schema:
         for t in schema["type"] if isinstance(schema["type"], list) else [schema["type"]]:
             _type_ok(None, t)
+
+
+# --- reading a --json document (the shape of docs/smtp-doctor.schema.json) ---
+
+def steps_of(doc):
+    """{step name: step object} of a --json document, and the names in order."""
+    steps = doc.get("steps") or []
+    return {s.get("name"): s for s in steps}, [s.get("name") for s in steps]
+
+
+def diagnoses_of(doc):
+    return doc.get("diagnosis") or []
+
+
+def fix_commands(doc):
+    """Every fix command the document names (diagnoses' fixes and client-side fixes)."""
+    out = []
+    for d in diagnoses_of(doc):
+        if d.get("lookup"):
+            out.append(d["lookup"])
+        for e in d.get("entries") or []:
+            for f in e.get("fixes") or []:
+                if f.get("command"):
+                    out.append(f["command"])
+    for s in doc.get("steps") or []:
+        if s.get("fix"):
+            out.append(s["fix"])
+    return out
+
+
+def entry_ids(doc):
+    return [e.get("id") for d in diagnoses_of(doc) for e in d.get("entries") or []]

@@ -154,7 +154,14 @@ class PostfixInstance:
         self.dovecot_pid = None
 
     def _run(self, argv, **kw):
-        return subprocess.run(argv, capture_output=True, timeout=60, **kw)
+        """Runs a command with its output in a file, not a pipe: Postfix's master and Dovecot
+        inherit the descriptors and would keep a pipe open for as long as they run."""
+        with tempfile.TemporaryFile() as out:
+            r = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=60, **kw)
+            out.seek(0)
+            r.stdout = out.read()
+            r.stderr = b""
+        return r
 
     def start(self):
         d = self.dir

@@ -3,8 +3,8 @@
  * tenant and mailbox submission limits and dir_effective_limits, the auth view carrying them,
  * send-as grants (and dir_may_send_as with them), access grants and dir_may_act_as, app
  * passwords (add, match, touch, revoke, list, limits), the cascades when a mailbox or alias goes,
- * and the generation counter. Migration from a version-1 database is in test_directory.c. Each
- * test gets a fresh directory under /tmp. */
+ * and the generation counter. Migration from a version-1 database is in test_directory_schema.c.
+ * Each test gets a fresh directory under /tmp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

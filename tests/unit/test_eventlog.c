@@ -1,7 +1,8 @@
 /* test_eventlog.c: the sign-in and submission logs (eventlog.c): every field round-trips, the
  * filters (mailbox case-insensitively, ref, since, limit) and newest-first order, a reference id
- * found by its own table's query, batches, bounded reads of unterminated fields, and that the
- * ref and mailbox lookups use their indexes. Each test gets a fresh directory under /tmp. */
+ * found by its own table's query, batches, bounded reads of unterminated fields, each field in
+ * the column of its name, and that the ref and mailbox lookups use their indexes. Each test gets a
+ * fresh directory under /tmp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -198,6 +199,46 @@ static void test_submission_round_trip(void **state)
     assert_int_equal(g->size, 123456789012LL);
     assert_string_equal(g->queue_id, e.queue_id);
     assert_string_equal(g->last_auth_ref, e.last_auth_ref);
+}
+
+/* Each field is stored in the column of its name: the writes and the reads follow one column
+ * list, so a round trip alone would not show two fields in each other's columns. */
+static void test_columns_on_disk(void **state)
+{
+    struct fixture *f = *state;
+    struct signin_event e = signin(1700000000123LL, "0123456789abcdef", "Alice@Example.com", false);
+    struct submission_event m =
+        submission(1700000000999LL, "1111222233334444", "bob@example.com", "sender@example.com");
+    assert_int_equal(eventlog_signin(f->log, &e), 0);
+    assert_int_equal(eventlog_submission(f->log, &m), 0);
+    sqlite3 *db = tu_raw_open(f->dir, EVENTLOG_FILE_NAME);
+    assert_int_equal(
+        tu_raw_int(db,
+                   "SELECT count(*) FROM signins WHERE time_ms = 1700000000123"
+                   " AND ref = '0123456789abcdef' AND session = '5e55100000000000'"
+                   " AND client_ip = '192.0.2.7' AND client_port = 40123"
+                   " AND listener = 'submission' AND tls = 'TLSv1.3' AND mech = 'PLAIN'"
+                   " AND user = 'Alice@Example.com' AND tenant = 'example.com'"
+                   " AND success = 0 AND gate = 'smtp-auth' AND level = 'tenant'"
+                   " AND reply_code = 535 AND reply_enhanced = '5.7.139'"
+                   " AND reply_text = 'reply text' AND reason = 'reason text'"
+                   " AND detail = 'policy=block-basic'",
+                   0),
+        1);
+    assert_int_equal(tu_raw_int(db,
+                                "SELECT count(*) FROM submissions WHERE time_ms = 1700000000999"
+                                " AND ref = '1111222233334444' AND session = 'aaaabbbbccccdddd'"
+                                " AND client_ip = '2001:db8::1' AND client_port = 50001"
+                                " AND user = 'bob@example.com' AND stage = 'data' AND accepted = 1"
+                                " AND reply_code = 250 AND reply_enhanced = '2.0.0'"
+                                " AND reply_text = 'OK 0123456789ABCDEF'"
+                                " AND sender = 'sender@example.com'"
+                                " AND recipient = 'rcpt@example.net' AND recipients = 3"
+                                " AND size = 123456789012 AND queue_id = '0123456789ABCDEF'"
+                                " AND last_auth_ref = 'feedfacefeedface'",
+                                0),
+                     1);
+    sqlite3_close(db);
 }
 
 static void test_filters_and_order(void **state)
@@ -404,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_signin_round_trip),
         T(test_submission_round_trip),
+        T(test_columns_on_disk),
         T(test_filters_and_order),
         T(test_ref_in_its_own_table),
         T(test_submission_mailbox_user_or_sender),
