@@ -65,6 +65,12 @@ static const struct config_key config_keys[] = {
     {"tls-cert", KEY_PATH, 1, PATH_MAX - 1, 0, FIELD(tls_cert)},
     {"tls-key", KEY_PATH, 1, PATH_MAX - 1, 0, FIELD(tls_key)},
     {"user", KEY_USER, 1, 32, 0, FIELD(user)},
+    /* smart lockout (docs/lockout.md); 0 turns a threshold or the delay off */
+    {"lockout-account-failures", KEY_UINT, 0, 1000000, 10, FIELD(lockout_account_failures)},
+    {"lockout-address-failures", KEY_UINT, 0, 1000000, 30, FIELD(lockout_address_failures)},
+    {"lockout-window", KEY_UINT, 1, 86400 * 30, 900, FIELD(lockout_window)},
+    {"lockout-familiar-days", KEY_UINT, 0, 3650, 30, FIELD(lockout_familiar_days)},
+    {"lockout-delay", KEY_UINT, 0, 10000, 500, FIELD(lockout_delay)},
 };
 
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])

@@ -42,6 +42,12 @@ struct config {
     uint64_t auth_memlimit;      /* argon2id memory for new hashes; default 64 MiB */
     char tls_cert[PATH_MAX];     /* default DIR/tls/cert.pem (made if missing) */
     char tls_key[PATH_MAX];      /* default DIR/tls/key.pem */
+    /* smart lockout (lockout.h); 0 turns a threshold or the delay off */
+    unsigned lockout_account_failures; /* default 10 */
+    unsigned lockout_address_failures; /* default 30 */
+    unsigned lockout_window;           /* seconds, default 900 */
+    unsigned lockout_familiar_days;    /* default 30 */
+    unsigned lockout_delay;            /* milliseconds, default 500 */
     char user[33];               /* started as root: the user to run as after binding ("" =
                                   * stay, with a warning) */
     char datadir[PATH_MAX];      /* set by config_load */
@@ -55,7 +61,9 @@ void config_defaults(struct config *c, const char *datadir);
  * Format: one "key = value" a line, '#' comments, blank lines. Keys: hostname, listen (repeatable;
  * the first listen line replaces the default listeners), max-message-size, max-recipients,
  * max-errors, command-timeout, data-timeout, max-connections, max-connections-per-ip, io-threads,
- * auth-threads, auth-memlimit, tls-cert, tls-key, user. Sizes accept K/M/G suffixes; every number has
+ * auth-threads, auth-memlimit, tls-cert, tls-key, user,
+ * lockout-account-failures, lockout-address-failures, lockout-window, lockout-familiar-days,
+ * lockout-delay. Sizes accept K/M/G suffixes; every number has
  * a minimum and maximum. listen = ADDRESS:PORT | [IPV6]:PORT, then "starttls" or "tls", then
  * optional flags "allow-cleartext-auth", "no-require-tls". Returns 0, or -1 with
  * "line N: reason" in err. */

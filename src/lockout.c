@@ -16,6 +16,8 @@
  * (one more index entry per successful sign-in). */
 #include "lockout.h"
 
+#include "config.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,15 @@ void lockout_defaults(struct lockout_config *c)
     c->window_seconds = 900;
     c->familiar_days = 30;
     c->delay_ms = 500;
+}
+
+void lockout_config_from(struct lockout_config *c, const struct config *cfg)
+{
+    c->account_failures = cfg->lockout_account_failures;
+    c->address_failures = cfg->lockout_address_failures;
+    c->window_seconds = cfg->lockout_window;
+    c->familiar_days = cfg->lockout_familiar_days;
+    c->delay_ms = cfg->lockout_delay;
 }
 
 static int lo_fail(struct lockout *l, const char *what, int rc)

@@ -40,6 +40,9 @@ struct lockout_state {
 struct lockout;
 
 void lockout_defaults(struct lockout_config *c);
+struct config;
+/* The thresholds submitd.conf sets (lockout-* keys); server and submitctl both use this. */
+void lockout_config_from(struct lockout_config *c, const struct config *cfg);
 struct lockout *lockout_open(const char *datadir, const struct lockout_config *c, char *err,
                              size_t errlen);
 void lockout_close(struct lockout *l);

@@ -21,7 +21,9 @@
 #include "connlimit.h"
 #include "directory.h"
 #include "eventlog.h"
+#include "authcache.h"
 #include "jobs.h"
+#include "lockout.h"
 #include "jwks_cache.h"
 #include "logger.h"
 #include "logwriter.h"
@@ -316,6 +318,14 @@ static void *worker_init(void *arg)
     if (!w)
         return NULL;
     w->jwks = s->jwks;
+    w->authcache = s->authcache;
+    struct runtime *rt = server_runtime(s);
+    struct lockout_config lc;
+    lockout_config_from(&lc, &rt->cfg);
+    runtime_release(rt);
+    w->lockout = lockout_open(s->datadir, &lc, w->err, sizeof w->err);
+    if (!w->lockout)
+        log_error("event=lockout-open-failed reason=\"%s\"", w->err);
     w->datadir = s->datadir;
     w->dir = directory_open(s->datadir, w->err, sizeof w->err);
     if (!w->dir)
@@ -329,6 +339,7 @@ static void worker_fini(void *ctx)
     if (!w)
         return;
     directory_close(w->dir);
+    lockout_close(w->lockout);
     free(w);
 }
 
@@ -429,7 +440,8 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
         goto fail;
     }
     s->jwks = jwks_cache_new(datadir);
-    if (!s->quota || !s->jwks || server_restore_quota(s, err, errlen) != 0)
+    s->authcache = authcache_new(100000, 900);
+    if (!s->quota || !s->jwks || !s->authcache || server_restore_quota(s, err, errlen) != 0)
         goto fail;
     s->loops = calloc(s->n_loops, sizeof *s->loops);
     s->loop_sessions = calloc(s->n_loops, sizeof *s->loop_sessions);
@@ -583,6 +595,7 @@ void server_free(struct server *s)
     connlimit_free(s->limits);
     quota_free(s->quota);
     jwks_cache_free(s->jwks);
+    authcache_free(s->authcache);
     free(s->loops);
     free(s->loop_sessions);
     runtime_release(s->rt);

@@ -54,6 +54,7 @@ struct server {
     struct connlimit *limits;
     struct quota *quota;         /* per-mailbox submission limits */
     struct jwks_cache *jwks;     /* OAuth token keys */
+    struct authcache *authcache; /* verified credentials */
     atomic_bool stopping;
     atomic_int sessions;         /* live sessions */
     atomic_int in_transaction;   /* sessions between MAIL and the end of their transaction */
@@ -62,6 +63,8 @@ struct server {
 /* Per-worker context for jobs (its own database connections). */
 struct worker_ctx {
     struct directory *dir;
+    struct lockout *lockout;    /* its own connection to the sign-in log */
+    struct authcache *authcache; /* shared, thread-safe */
     struct jwks_cache *jwks;    /* shared, thread-safe */
     const char *datadir;
     char err[256];

@@ -8,16 +8,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <sodium.h>
 
 #include "app_password.h"
 #include "base64.h"
 #include "directory.h"
+#include "authcache.h"
 #include "issuer.h"
 #include "jobs.h"
 #include "jwks_cache.h"
 #include "jwt.h"
+#include "lockout.h"
 #include "logger.h"
+#include "loop.h"
 #include "logwriter.h"
 #include "password.h"
 #include "policy.h"
@@ -33,6 +37,7 @@ struct auth_job {
     bool cleartext_allowed;
     struct netaddr client;
     bool client_known;
+    char client_ip[64];
     /* results */
     bool tempfail;
     bool token_failed;           /* OAuth: the token itself was refused (RFC 7628 error) */
@@ -43,6 +48,9 @@ struct auth_job {
     char openid[300];            /* the issuer's openid-configuration URL, when it has one */
     int64_t mailbox_id;
     struct dir_limits limits;
+    bool locked_out;
+    unsigned delay_ms;           /* smart lockout: wait this long before a failure reply */
+    bool delayed;
     char detail[256];
 };
 
@@ -111,7 +119,20 @@ static struct proof prove_password(struct auth_job *j, struct worker_ctx *w,
 {
     struct proof p = {false, AUTH_KIND_PASSWORD};
     const char *hash = v->mailbox_found ? v->mailbox.password_hash : NULL;
-    bool password_ok = password_verify(hash, j->cred.secret, j->cred.secret_len);
+    /* A device signing in again with credentials verified since the last directory change
+     * skips argon2id (authcache.h); anyone else pays the full, equal cost. */
+    int64_t generation = -1, cached_id = 0;
+    bool password_ok = false;
+    if (v->mailbox_found && dir_generation(w->dir, &generation) == DIR_OK &&
+        authcache_hit(w->authcache, v->mailbox.address, j->cred.secret, j->cred.secret_len,
+                      generation, session_now_ms(), &cached_id) &&
+        cached_id == v->mailbox.id)
+        password_ok = true;
+    else
+        password_ok = password_verify(hash, j->cred.secret, j->cred.secret_len);
+    if (password_ok && generation >= 0 && !cached_id)
+        authcache_store(w->authcache, v->mailbox.address, j->cred.secret, j->cred.secret_len,
+                        generation, v->mailbox.id, session_now_ms());
     if (password_ok && password_needs_rehash(hash)) {
         /* A hash made at another cost (auth-memlimit changed, or made elsewhere) is redone at
          * the current one, so that every stored hash costs what the dummy hash costs. */
@@ -248,9 +269,24 @@ static void auth_work(void *job, void *ctx)
         free(v);
         return;
     }
-    struct proof p = sasl_mech_is_basic(j->mech)
-                         ? prove_password(j, w, v)
-                         : prove_token(j, w, v, w->jwks, w->datadir);
+    /* Smart lockout, before the credentials (SPEC 3): a locked attempt is answered like a wrong
+     * password, without verifying. */
+    struct lockout_state ls;
+    memset(&ls, 0, sizeof ls);
+    char account[SMTP_PATH_MAX + 1];
+    if (!smtp_address_normalize(j->cred.authcid, account, sizeof account))
+        snprintf(account, sizeof account, "%s", j->cred.authcid);
+    if (w->lockout && lockout_check(w->lockout, account, j->client_ip, session_now_ms(), &ls) == 0)
+        j->locked_out = ls.verdict != LOCKOUT_OPEN;
+    struct proof p = {false, sasl_mech_is_basic(j->mech) ? AUTH_KIND_PASSWORD : AUTH_KIND_OAUTH};
+    if (j->locked_out)
+        snprintf(j->detail, sizeof j->detail, "locked: %u failures for the account, %u from %s%s",
+                 ls.account_failures, ls.address_failures, j->client_ip,
+                 ls.verdict == LOCKOUT_ADDRESS ? " (password spraying)" : "");
+    else if (sasl_mech_is_basic(j->mech))
+        p = prove_password(j, w, v);
+    else
+        p = prove_token(j, w, v, w->jwks, w->datadir);
     sodium_memzero(j->cred.secret, sizeof j->cred.secret);
     j->cred.secret_len = 0;
     if (j->tempfail) {
@@ -269,7 +305,7 @@ static void auth_work(void *job, void *ctx)
         .client = j->client,
         .kind = p.kind,
         .kind_known = true,
-        .locked_out = false,
+        .locked_out = j->locked_out,
         .credentials_known = true,
         .credentials_valid = p.valid,
         .tenant_smtp_auth = v->tenant.smtp_auth,
@@ -286,6 +322,11 @@ static void auth_work(void *job, void *ctx)
         .reply_generic = v->tenant_found && v->tenant.reply_detail == REPLY_DETAIL_GENERIC,
     };
     j->d = policy_decide(&in, NULL);
+    if (!j->d.allowed && (j->d.gate == GATE_CREDENTIALS || j->d.gate == GATE_LOCKOUT) &&
+        w->lockout) {
+        ls.account_failures++; /* this failure, not yet in the log */
+        j->delay_ms = lockout_delay_ms(w->lockout, &ls);
+    }
     if (j->d.allowed || j->d.gate != GATE_CREDENTIALS)
         j->token_failed = false; /* a gate after the token decided: no RFC 7628 error */
     if (j->d.gate == GATE_BASIC_POLICY && j->d.policy_name)
@@ -315,10 +356,26 @@ static void auth_work(void *job, void *ctx)
     free(v);
 }
 
+static void auth_done(void *job);
+
+static void auth_done_later(evutil_socket_t fd, short what, void *job)
+{
+    (void)fd;
+    (void)what;
+    auth_done(job);
+}
+
 static void auth_done(void *job)
 {
     struct auth_job *j = job;
     struct session *s = j->s;
+    if (j->delay_ms > 0 && !j->delayed && !s->dead) {
+        /* Failure replies are delayed (smart lockout), on a timer: the loop never sleeps. */
+        j->delayed = true;
+        struct timeval tv = {j->delay_ms / 1000, (j->delay_ms % 1000) * 1000};
+        if (event_base_once(loop_base(s->loop), -1, EV_TIMEOUT, auth_done_later, j, &tv) == 0)
+            return;
+    }
     if (!session_job_done(s)) {
         sodium_memzero(j, sizeof *j);
         free(j);
@@ -392,6 +449,7 @@ static void auth_submit(struct session *s)
     j->cleartext_allowed = s->listener->lc.allow_cleartext_auth;
     j->client = s->client;
     j->client_known = s->client.family != 0;
+    snprintf(j->client_ip, sizeof j->client_ip, "%s", s->peer_ip);
     sasl_wipe(s->sasl);
     free(s->sasl);
     s->sasl = NULL;

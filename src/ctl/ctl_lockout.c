@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "ctl.h"
 #include "lockout.h"
 
@@ -31,8 +32,11 @@ static int open_store(const struct ctl *c, struct lockout_config *cfg, struct lo
     int rc = ctl_datadir_exists(c);
     if (rc != 0)
         return rc;
-    lockout_defaults(cfg);
     char err[600] = "";
+    struct config conf;
+    if (config_load(c->datadir, &conf, err, sizeof err) != 0)
+        return ctl_fail(c, "%s", err);
+    lockout_config_from(cfg, &conf); /* the server's thresholds, so both see the same */
     *out = lockout_open(c->datadir, cfg, err, sizeof err);
     if (*out == NULL)
         return ctl_fail(c, "cannot open the sign-in log in %s: %s", c->datadir, err);

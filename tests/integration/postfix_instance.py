@@ -58,13 +58,13 @@ MASTER_CF = """\
   -o smtpd_tls_security_level=encrypt
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
-  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination
   -o smtpd_sender_restrictions=reject_sender_login_mismatch
 127.0.0.1:{port_tls} inet n - n - - smtpd
   -o syslog_name=postfix/submissions
   -o smtpd_tls_wrappermode=yes
   -o smtpd_sasl_auth_enable=yes
-  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination
   -o smtpd_sender_restrictions=reject_sender_login_mismatch
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -113,6 +113,7 @@ maillog_file = {d}/maillog
 smtpd_tls_cert_file = {d}/etc/cert.pem
 smtpd_tls_key_file = {d}/etc/key.pem
 smtpd_sasl_type = dovecot
+smtpd_error_sleep_time = 0s
 smtpd_sasl_path = private/auth
 smtpd_sender_login_maps = inline:{{ {user}={user}, {other}={other} }}
 """

@@ -17,7 +17,6 @@ SIGKILL cannot test the fsyncs (the page cache survives a process), but it does 
 import json
 import os
 import random
-import socket
 import threading
 import time
 import unittest
@@ -57,7 +56,9 @@ class Outcome:
     def __init__(self, user, msg):
         self.user = user
         self.msg = msg
-        self.state = "started"  # started | sent (dot handed to the kernel) | 250 | refused | ambiguous | unsent
+        # started | sent (the dot is in the kernel's hands) | 250 | refused | ambiguous (sent,
+        # then the server was killed before its reply) | unsent (killed before the dot left)
+        self.state = "started"
         self.queue_id = None
         self.reply = None
         self.kill_round = None
@@ -255,7 +256,8 @@ class CrashTest(unittest.TestCase):
             by_marker.setdefault(marker, []).append(qid)
             o = self.outcomes.get(marker)
             self.assertIsNotNone(o, "queue file %s holds a message no client sent" % qid)
-            self.assertEqual(rest, o.msg, "queue file %s (%s) is not the message sent" % (qid, marker))
+            self.assertEqual(rest, o.msg, "queue file %s (%s) is not the message sent"
+                             % (qid, marker))
             self.assertEqual(env["auth_user"], o.user)
             self.assertEqual(env["rcpts"], ["rcpt@example.net"])
         dups = {m: q for m, q in by_marker.items() if len(q) > 1}
@@ -273,7 +275,8 @@ class CrashTest(unittest.TestCase):
                 if queued:
                     extra_per_round[o.kill_round] = extra_per_round.get(o.kill_round, 0) + 1
             elif o.state in ("unsent", "refused"):
-                self.assertEqual(queued, [], "%s (%s, reply %r) was queued" % (marker, o.state, o.reply))
+                self.assertEqual(queued, [], "%s (%s, reply %r) was queued"
+                                 % (marker, o.state, o.reply))
             else:  # a thread still held it when it stopped: no kill was involved
                 self.assertIn(o.state, ("started", "sent"))
                 self.assertLessEqual(len(queued), 1)

@@ -215,6 +215,26 @@ class DoctorSubmitdTest(DaemonTestCase):
                     self.assertIn("submitctl tenant set fresh.example smtp-auth on",
                                   fix_commands(doc))
 
+    def test_token_cmd_and_oauthbearer(self):
+        """--token-cmd runs a command for the token (here the documented
+        `submitctl token issue`); OAUTHBEARER (RFC 7628) works as well as XOAUTH2."""
+        from .harness import SUBMITCTL
+        cmd = "%s -d %s token issue alice@example.com" % (SUBMITCTL, self.daemon.dir)
+        for mech in ("XOAUTH2", "OAUTHBEARER"):
+            with self.subTest(mech):
+                argv = list(FAST) + ["--cafile", self.cafile, "--json", "--user",
+                                     "alice@example.com", "--token-cmd", cmd, "--mech", mech,
+                                     "--to", "rcpt@example.net",
+                                     "127.0.0.1:%d" % self.daemon.starttls_port]
+                r = run_doctor(*argv)
+                self.assertEqual(r.code, 0, r)
+                doc = r.json()
+                self.assertEqual(validate(doc, self.schema), [])
+                self.assertIn(mech, self.step(doc, "auth").get("detail", ""))
+        r = run_doctor("--user", "alice@example.com", "--token-cmd", "exit 3",
+                       "127.0.0.1:%d" % self.daemon.starttls_port)
+        self.assertEqual(r.code, 2, r)
+
     def test_530_5_7_57_without_auth(self):
         r, doc = self.doctor("--from", "alice@example.com", user=None, expect=1)
         mail = self.step(doc, "mail")

@@ -1,7 +1,8 @@
 """test_doctor_postfix.py: smtp-doctor against a real, private Postfix (STARTTLS submission and
 implicit-TLS submissions listeners on loopback ports) with Dovecot SASL (postfix_instance.py):
 recognising Postfix, success, a wrong password (535 5.7.8), a sender the login does not own
-(553 5.7.1 at RCPT, reject_sender_login_mismatch), relaying without AUTH (554 5.7.1), AUTH before
+(553 5.7.1 at RCPT, reject_sender_login_mismatch), MAIL without AUTH (553 5.7.1 not logged in,
+554 5.7.1 relay access denied), AUTH before
 TLS refused client-side, the implicit-TLS port. Skipped with the reason when Postfix and Dovecot
 cannot be had (see postfix_instance.ensure_installed)."""
 
@@ -96,8 +97,15 @@ class DoctorPostfixTest(unittest.TestCase):
                          "by user %s" % (OTHER_USER, USER))
         self.assertIn("postfix-553-5.7.1-not-owned", entry_ids(doc))
 
-    def test_relay_without_auth(self):
+    def test_without_auth(self):
+        # A sender that belongs to a login (smtpd_sender_login_maps): "not logged in".
         r, doc = self.doctor("--from", USER, user=None, expect=1)
+        rcpt = self.step(doc, "rcpt")
+        self.assertEqual(rcpt.get("reply"), "553 5.7.1 <%s>: Sender address rejected: not "
+                         "logged in" % USER)
+        self.assertIn("postfix-553-5.7.1-not-logged-in", entry_ids(doc))
+        # Any other sender: relaying is refused.
+        r, doc = self.doctor("--from", "someone@elsewhere.example", user=None, expect=1)
         rcpt = self.step(doc, "rcpt")
         self.assertEqual(rcpt.get("reply"), "554 5.7.1 <%s>: Relay access denied" % RCPT)
         self.assertIn("postfix-554-5.7.1-relay-denied", entry_ids(doc))

@@ -8,7 +8,7 @@ transcripts, exit statuses 0/1/2/3, and every --json document checked against
 docs/smtp-doctor.schema.json."""
 
 import base64
-import os
+import json
 import shutil
 import ssl
 import tempfile
@@ -391,6 +391,50 @@ class ExitStatusTest(ScriptedCase):
         s2 = self.server(ss.EXCHANGE, rcpt="550 5.1.1 User unknown")
         r, doc = self.doctor(s2, expect=1)
         self.assertStep(doc, "rcpt", "fail", r)
+
+
+class RealSchemaTest(ScriptedCase):
+    """docs/smtp-doctor.schema.json itself rejects what it should: a document of the doctor,
+    tampered, must fail the check (else validating against it proves nothing)."""
+
+    def test_tampered_documents_fail(self):
+        s = self.server(ss.EXCHANGE, auth=ss.EXO_REPLIES["535 5.7.139 tenant"])
+        _, doc = self.doctor(s, expect=1)
+        tampered = []
+        d = json.loads(json.dumps(doc))
+        d["steps"][0]["status"] = "fine"
+        tampered.append(("bad step status", d))
+        d = json.loads(json.dumps(doc))
+        d["result"] = "maybe"
+        tampered.append(("bad result", d))
+        d = json.loads(json.dumps(doc))
+        del d["steps"]
+        tampered.append(("no steps", d))
+        d = json.loads(json.dumps(doc))
+        d["exit_code"] = "1"
+        tampered.append(("exit_code a string", d))
+        d = json.loads(json.dumps(doc))
+        d["provider"] = "hotmail"
+        tampered.append(("unknown provider", d))
+        d = json.loads(json.dumps(doc))
+        d["diagnosis"][0]["entries"] = [{"id": 1}]
+        tampered.append(("bad entry", d))
+        for what, d in tampered:
+            with self.subTest(what):
+                self.assertNotEqual(validate(d, self.schema), [], "schema accepts: " + what)
+
+    def test_localhost_resolves_and_connects(self):
+        s = self.server(ss.EXCHANGE)
+        argv = list(FAST) + ["--cafile", self.cert, "--json", "localhost:%d" % s.port]
+        r = run_doctor(*argv)
+        self.assertEqual(r.code, 0, r)
+        doc = r.json()
+        self.assertEqual(validate(doc, self.schema), [])
+        steps = steps_of(doc)[0]
+        self.assertEqual(steps["resolve"]["status"], "pass", r)
+        self.assertIn("127.0.0.1", steps["resolve"]["detail"])
+        self.assertIn(steps["connect"]["status"], ("pass", "warn"), r)
+        self.assertEqual(steps["certificate"]["status"], "pass", r)
 
 
 class SchemaCheckerTest(unittest.TestCase):

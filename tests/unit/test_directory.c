@@ -66,6 +66,7 @@ static void test_tenant_add_errors(void **state)
     struct fixture *f = *state;
     assert_int_equal(dir_tenant_add(f->d, "example.com"), DIR_OK);
     assert_int_equal(dir_tenant_add(f->d, "EXAMPLE.com"), DIR_EXISTS);
+    assert_string_equal(dir_error(f->d), "example.com already belongs to the tenant example.com");
     const char *bad[] = {"",       "-a.com",  "a-.com",      "a..com",
                          "a.com.", "a b.com", "[192.0.2.1]", "a@b.com",
                          ".a.com", "a_b.com", "exämple.com"};
@@ -168,6 +169,7 @@ static void test_domains(void **state)
     assert_int_equal(dir_domain_add(f->d, "example.com", "Example.ORG"), DIR_OK);
     assert_int_equal(dir_domain_add(f->d, "example.com", "a.example.com"), DIR_OK);
     assert_int_equal(dir_domain_add(f->d, "example.net", "example.org"), DIR_EXISTS);
+    assert_string_equal(dir_error(f->d), "example.org already belongs to the tenant example.com");
     assert_int_equal(dir_domain_add(f->d, "example.net", "example.com"), DIR_EXISTS);
     assert_int_equal(dir_domain_add(f->d, "example.com", "example.com"), DIR_EXISTS);
     assert_int_equal(dir_domain_add(f->d, "nobody.example", "x.example"), DIR_NOTFOUND);
@@ -238,6 +240,7 @@ static void test_mailbox_add_errors(void **state)
     struct fixture *f = *state;
     populate(f);
     assert_int_equal(dir_mailbox_add(f->d, "ALICE@example.com", NULL), DIR_EXISTS);
+    assert_string_equal(dir_error(f->d), "the mailbox alice@example.com exists");
     assert_invalid(dir_mailbox_add(f->d, "dave@example.org", NULL),
                    "no tenant has the domain example.org");
     assert_invalid(dir_mailbox_add(f->d, "dave@sub.example.com", NULL),
