@@ -370,3 +370,8 @@ int eventlog_accepted_since(struct eventlog *l, int64_t since_ms,
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? rows : -1;
 }
+
+const char *eventlog_error(struct eventlog *l)
+{
+    return l && l->db ? sqlite3_errmsg(l->db) : "no database";
+}

@@ -77,6 +77,9 @@ int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
 int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f,
                                void (*cb)(const struct submission_event *, void *), void *arg);
 
+/* Why the last call on this connection failed (SQLite's message). */
+const char *eventlog_error(struct eventlog *l);
+
 /* Accepted messages (stage data) since since_ms, oldest first: the submission limits are rebuilt
  * from these at start, so counters survive a restart. Returns the number of rows, or -1. */
 int eventlog_accepted_since(struct eventlog *l, int64_t since_ms,

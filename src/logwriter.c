@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "logger.h"
 
@@ -25,10 +27,18 @@ struct logwriter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct item *head, *tail;
+    size_t queued;          /* events held (queued or kept for a retry) */
     bool stopping;
+    unsigned stopping_tries;
 };
 
-static void write_batch(struct logwriter *w, struct item *list)
+/* Events held in memory at most while the log cannot be written (about 1 KiB each). */
+#define QUEUED_MAX 200000
+
+/* Writes the list in transactions of up to BATCH_MAX events. Returns what could not be written
+ * (the failed transaction's events and every later one), for a retry: a reference id a client
+ * was given must find its event once the disk has room again. */
+static struct item *write_batch(struct logwriter *w, struct item *list)
 {
     while (list) {
         const struct signin_event *s[BATCH_MAX];
@@ -42,30 +52,73 @@ static void write_batch(struct logwriter *w, struct item *list)
                 m[nm++] = &it->u.m;
             it = it->next;
         }
-        if (eventlog_write_batch(w->log, s, ns, m, nm) != 0)
-            log_error("event=eventlog-write-failed signins=%zu submissions=%zu", ns, nm);
+        if (eventlog_write_batch(w->log, s, ns, m, nm) != 0) {
+            log_error("event=eventlog-write-failed signins=%zu submissions=%zu reason=\"%s\" "
+                      "action=\"kept, retrying\"",
+                      ns, nm, eventlog_error(w->log));
+            return list;
+        }
+        size_t freed = 0;
         while (list != it) {
             struct item *next = list->next;
             free(list);
+            freed++;
             list = next;
         }
+        pthread_mutex_lock(&w->mu);
+        w->queued -= freed;
+        pthread_mutex_unlock(&w->mu);
     }
+    return NULL;
 }
 
 static void *logwriter_main(void *arg)
 {
     struct logwriter *w = arg;
+    struct item *retry = NULL; /* events a failed write kept, oldest first */
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stopping)
-            pthread_cond_wait(&w->cv, &w->mu);
+        if (retry) {
+            /* wait a second (or for the stop) before trying the disk again */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            while (!w->stopping &&
+                   pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
+                ;
+        } else {
+            while (!w->head && !w->stopping)
+                pthread_cond_wait(&w->cv, &w->mu);
+        }
         struct item *list = w->head;
         w->head = w->tail = NULL;
         bool stop = w->stopping;
         pthread_mutex_unlock(&w->mu);
-        write_batch(w, list);
-        if (stop && !list)
-            break;
+        if (retry) { /* keep the order: what failed before goes first */
+            struct item *t = retry;
+            while (t->next)
+                t = t->next;
+            t->next = list;
+            list = retry;
+        }
+        retry = write_batch(w, list);
+        if (stop && (!retry || w->stopping_tries++ >= 3)) {
+            size_t lost = 0;
+            while (retry) {
+                struct item *next = retry->next;
+                free(retry);
+                retry = next;
+                lost++;
+            }
+            if (lost)
+                log_error("event=eventlog-lost events=%zu reason=\"could not write at stop\"",
+                          lost);
+            pthread_mutex_lock(&w->mu);
+            bool more = w->head != NULL;
+            pthread_mutex_unlock(&w->mu);
+            if (!more)
+                break;
+        }
     }
     return NULL;
 }
@@ -93,6 +146,14 @@ struct logwriter *logwriter_start(const char *datadir, char *err, size_t errlen)
 static void enqueue(struct logwriter *w, struct item *it)
 {
     pthread_mutex_lock(&w->mu);
+    if (w->queued >= QUEUED_MAX) {
+        pthread_mutex_unlock(&w->mu);
+        log_error("event=eventlog-dropped reason=\"%d events already wait for the log\"",
+                  QUEUED_MAX);
+        free(it);
+        return;
+    }
+    w->queued++;
     if (w->tail)
         w->tail->next = it;
     else

@@ -10,8 +10,8 @@ import shutil
 import tempfile
 import unittest
 
-from .doctor_tools import (SCHEMA_PATH, check_schema_keywords, diagnoses_of, entry_ids,
-                           json_text, load_schema, require_doctor, run_doctor, validate)
+from .doctor_tools import (SCHEMA_PATH, check_schema_keywords, diagnoses_of, json_text,
+                           load_schema, require_doctor, run_doctor, validate)
 from .harness import REPO
 
 KB_PATH = os.path.join(REPO, "data", "smtp-replies.json")

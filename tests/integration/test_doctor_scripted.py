@@ -15,8 +15,8 @@ import tempfile
 import unittest
 
 from . import scripted_smtp as ss
-from .doctor_tools import (DOCTOR, SCHEMA_PATH, check_schema_keywords, diagnoses_of,
-                           entry_ids, fix_commands, json_text, load_schema, require_doctor,
+from .doctor_tools import (SCHEMA_PATH, check_schema_keywords, diagnoses_of, entry_ids,
+                           json_text, load_schema, require_doctor,
                            run_doctor, steps_of, validate)
 from .harness import free_port
 
@@ -33,10 +33,14 @@ class ScriptedCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_doctor()
-        cls.tmp = tempfile.mkdtemp(prefix="doctor-scripted-")
-        cls.cert, cls.key = ss.make_certificate(cls.tmp)
         cls.schema = load_schema()
         check_schema_keywords(cls.schema)
+        cls.tmp = tempfile.mkdtemp(prefix="doctor-scripted-")
+        try:
+            cls.cert, cls.key = ss.make_certificate(cls.tmp)
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -211,14 +211,11 @@ class FullDiskTest(unittest.TestCase):
         msg2 = message(subject="after the full disk")
         self.assertQueuedExactly(self.submit(c2, msg2)[1], msg2)
 
-    @unittest.expectedFailure  # server bug: the log writer drops events it cannot write
     def test_reference_of_the_452_finds_its_event_once_space_returns(self):
         """SPEC 4: the reference of every 4xx at end of DATA finds the event in the submission
-        log. On a full disk the event cannot be written at once; today it is dropped
-        (logwriter.c write_batch logs event=eventlog-write-failed and frees the batch), so the
-        reference never finds anything. Skipped when SQLite found room anyway (its WAL file
-        keeps its size, so a write may need no new block). Remove the decorator when the writer
-        keeps and retries what it could not write."""
+        log. On a full disk the event cannot be written at once; the log writer keeps it and
+        retries, so the reference finds it once space returns. Skipped when SQLite found room
+        anyway (its WAL file keeps its size, so a write may need no new block)."""
         c = self.login()
         time.sleep(0.3)  # the sign-in event is written before the disk fills
         failures_before = self.daemon.log().count("event=eventlog-write-failed")
