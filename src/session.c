@@ -424,6 +424,7 @@ static void session_process(struct session *s)
         if (r == 0)
             return;
         if (r == 1) {
+            session_touch(s);
             if (sasl)
                 auth_sasl_line(s, line, len);
             else
@@ -445,12 +446,13 @@ static void session_process(struct session *s)
     }
 }
 
+/* The idle timer restarts on progress, not on any byte: a whole command line, a whole line of
+ * DATA, 512 octets of a BDAT chunk. A client that trickles a byte every few seconds is cut off
+ * after the timeout (issue 6, slow clients). */
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    struct session *s = arg;
-    session_touch(s);
-    session_process(s);
+    session_process(arg);
 }
 
 static void session_write_cb(struct bufferevent *bev, void *arg)

@@ -388,6 +388,8 @@ void data_read(struct session *s)
             return;
         size_t len = v.iov_len < DATA_CHUNK ? v.iov_len : DATA_CHUNK, out_len = 0;
         size_t used = data_decoder_feed(&tx->dec, v.iov_base, len, out, &out_len);
+        if (memchr(v.iov_base, '\n', used))
+            session_touch(s); /* progress: at least one line */
         if (tx->dec.error == DATA_OK)
             msg_write(s, out, out_len);
         evbuffer_drain(in, used);
@@ -464,6 +466,8 @@ void bdat_read(struct session *s)
             n = (size_t)s->chunk_remaining;
         evbuffer_remove(in, buf, n);
         s->chunk_remaining -= n;
+        if (n >= 512 || s->chunk_remaining == 0)
+            session_touch(s); /* progress */
         if (s->chunk_refusal == REPLY_COUNT) {
             bdat_check_lines(s->tx, buf, n);
             msg_write(s, buf, n);

@@ -253,6 +253,30 @@ class LimitsTest(DaemonTestCase):
         self.assertLess(time.monotonic() - start, 9)
         self.wait_spool_settled()
 
+    def test_trickling_client_is_cut_off(self):
+        """A byte every 0.7 s is not progress: with command-timeout = 2 the server answers 421
+        before the command line is complete (issue 6, slow clients)."""
+        c = self.connect()
+        c.ehlo()
+        start = time.monotonic()
+        closed = False
+        for ch in b"NOOP NOOP NOOP\r\n":
+            try:
+                c.send(bytes([ch]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.7)
+            if time.monotonic() - start > 8:
+                break
+        c.timeout = 5
+        try:
+            r = c.reply()
+            self.assertEqual(r.line, "421 4.4.2 Timeout exceeded, closing connection")
+        except (EOFError, ConnectionError):
+            self.assertTrue(closed, "closed without a 421")
+        self.assertLess(time.monotonic() - start, 8)
+
     def test_activity_resets_the_timer(self):
         c = self.connect()
         c.ehlo()
