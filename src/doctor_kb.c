@@ -111,6 +111,14 @@ enum provider kb_detect_provider(const char *greeting, const char *ehlo)
     ehlo_host(greeting, host, sizeof host);
     if (host_in_domain(host, "outlook.com") || host_in_domain(host, "office365.com"))
         return PROVIDER_EXCHANGE_ONLINE;
+    /* Hints anywhere in the text (explain mode passes a pasted reply or log as the greeting):
+     * Exchange Online names its servers in the reply's [host ...] suffix and in
+     * "Hostname=...PROD.OUTLOOK.COM", and its texts carry STOREDRV and aka.ms links. */
+    static const char *const exchange[] = {".outlook.com", ".office365.com", "STOREDRV.",
+                                           "aka.ms/smtp_auth", "aka.ms/smtp_auth_tls"};
+    for (size_t i = 0; i < sizeof exchange / sizeof exchange[0]; i++)
+        if (contains_ci(greeting, exchange[i]) || contains_ci(ehlo, exchange[i]))
+            return PROVIDER_EXCHANGE_ONLINE;
     static const char *const google[] = {"smtp.gmail.com", "smtp-relay.gmail.com", "mx.google.com",
                                          "gsmtp", "google"};
     for (size_t i = 0; i < sizeof google / sizeof google[0]; i++)
