@@ -65,7 +65,7 @@ unit: $(TESTS)
 	@scripts/run-unit.sh $(TESTS)
 
 integration: all
-	SUBMITD_BUILD=$(abspath $(BUILD)) python3 -m unittest discover -s tests/integration -t . -v
+	SUBMITD_BUILD=$(abspath $(BUILD)) scripts/run-integration.py -j 3
 
 # The same unit and integration tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize:
