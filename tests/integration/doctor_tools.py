@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 
-from .harness import BUILD, REPO, SANITIZER_MARKERS
+from .harness import BUILD, REPO, SANITIZER_MARKERS, json_strings
 
 DOCTOR = os.path.join(BUILD, "smtp-doctor")
 SCHEMA_PATH = os.environ.get("SMTP_DOCTOR_SCHEMA") or os.path.join(REPO, "docs",
@@ -75,17 +75,6 @@ def run_doctor(*args, input=None, timeout=RUN_TIMEOUT, env=None):
         if marker in r.err:
             raise AssertionError("sanitizer report from smtp-doctor:\n%r" % r)
     return r
-
-
-def json_strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from json_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from json_strings(v)
 
 
 def json_text(value):

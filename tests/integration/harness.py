@@ -56,6 +56,22 @@ REF_RE = re.compile(
 QUEUED_RE = re.compile(r"^250 2\.0\.0 OK (?P<id>[0-9A-F]{16})$")
 
 
+
+# Reply texts of the AUTH gates (src/reply.c), shared by the suites.
+OK = "235 2.7.0 Authentication successful"
+BAD_CREDENTIALS = "535 5.7.3 Authentication unsuccessful"
+DENIED = "535 5.7.139 Authentication unsuccessful, "
+TENANT_OFF = DENIED + "SmtpClientAuthentication is disabled for the Tenant."
+MAILBOX_OFF = DENIED + "SmtpClientAuthentication is disabled for the Mailbox."
+DISABLED = DENIED + "account is disabled."
+BASIC_OFF = DENIED + "basic authentication is disabled."
+SECURITY_DEFAULTS = (DENIED + "user is locked by your organization's security defaults policy. "
+                     "Contact your administrator.")
+ACCESS_RULE = (DENIED + "the request did not meet the criteria to be authenticated successfully. "
+               "Contact your administrator.")
+NOT_AUTHENTICATED = "530 5.7.57 Client not authenticated to send mail."
+SEND_AS = "550 5.7.60 Client does not have permissions to send as this sender"
+
 def free_port():
     """A loopback TCP port that was free a moment ago (bind port 0, read it, close)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

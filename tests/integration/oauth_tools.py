@@ -26,20 +26,10 @@ import threading
 import time
 import unittest
 
-from .harness import HERE, REPO, b64
+from .harness import (ACCESS_RULE, BAD_CREDENTIALS, BASIC_OFF, DENIED, DISABLED,  # noqa: F401
+                      HERE, MAILBOX_OFF, OK, REPO, SECURITY_DEFAULTS, SEND_AS, TENANT_OFF, b64)
 
-OK = "235 2.7.0 Authentication successful"
-BAD = "535 5.7.3 Authentication unsuccessful"
-DENIED = "535 5.7.139 Authentication unsuccessful, "
-TENANT_OFF = DENIED + "SmtpClientAuthentication is disabled for the Tenant."
-MAILBOX_OFF = DENIED + "SmtpClientAuthentication is disabled for the Mailbox."
-DISABLED = DENIED + "account is disabled."
-BASIC_OFF = DENIED + "basic authentication is disabled."
-SECURITY_DEFAULTS = (DENIED + "user is locked by your organization's security defaults policy. "
-                     "Contact your administrator.")
-ACCESS_RULE = (DENIED + "the request did not meet the criteria to be authenticated successfully. "
-               "Contact your administrator.")
-SEND_AS = "550 5.7.60 Client does not have permissions to send as this sender"
+BAD = BAD_CREDENTIALS
 OAUTH_MECHS = ("XOAUTH2", "OAUTHBEARER")
 NODE_DIR = os.path.join(HERE, "node")
 OPENSSL_TIMEOUT = 30

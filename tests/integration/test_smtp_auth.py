@@ -4,22 +4,11 @@ submitctl taking effect on the very next AUTH, 530 5.7.57, and send-as (550 5.7.
 
 import time
 
-from .harness import (PASSWORD, DaemonTestCase, b64, dot_stuff, json_strings, message,
+from .harness import (ACCESS_RULE, BAD_CREDENTIALS, BASIC_OFF, DENIED, DISABLED,
+                      MAILBOX_OFF, NOT_AUTHENTICATED, OK, PASSWORD, SECURITY_DEFAULTS, SEND_AS,
+                      TENANT_OFF, DaemonTestCase, b64, dot_stuff, json_strings, message,
                       split_reference)
 
-DENIED = "535 5.7.139 Authentication unsuccessful, "
-OK = "235 2.7.0 Authentication successful"
-BAD_CREDENTIALS = "535 5.7.3 Authentication unsuccessful"
-TENANT_OFF = DENIED + "SmtpClientAuthentication is disabled for the Tenant."
-MAILBOX_OFF = DENIED + "SmtpClientAuthentication is disabled for the Mailbox."
-DISABLED = DENIED + "account is disabled."
-BASIC_OFF = DENIED + "basic authentication is disabled."
-SECURITY_DEFAULTS = (DENIED + "user is locked by your organization's security defaults policy. "
-                     "Contact your administrator.")
-ACCESS_RULE = (DENIED + "the request did not meet the criteria to be authenticated successfully. "
-               "Contact your administrator.")
-NOT_AUTHENTICATED = "530 5.7.57 Client not authenticated to send mail."
-SEND_AS = "550 5.7.60 Client does not have permissions to send as this sender"
 MECHS = ("PLAIN", "LOGIN")
 
 # (what is tested, user, expected reply without reference, gate named in the sign-in log)
