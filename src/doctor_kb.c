@@ -141,19 +141,21 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* RFC 3463 2: class "." subject (1-3 digits) "." detail (1-3 digits); returns its length or 0. */
-static size_t enhanced_len(const char *s)
+/* RFC 3463 2: class "." subject (1-3 digits) "." detail (1-3 digits) within the n octets at s
+ * (n bounds the read: extraction scans text that is not NUL-terminated). Returns its length or
+ * 0. */
+static size_t enhanced_len(const char *s, size_t n)
 {
-    if ((s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+    if (n < 2 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
         return 0;
     size_t i = 2, d = 0;
-    while (isdigit((unsigned char)s[i]) && d < 4)
+    while (i < n && isdigit((unsigned char)s[i]) && d < 4)
         i++, d++;
-    if (d == 0 || d > 3 || s[i] != '.')
+    if (d == 0 || d > 3 || i >= n || s[i] != '.')
         return 0;
     i++;
     d = 0;
-    while (isdigit((unsigned char)s[i]) && d < 4)
+    while (i < n && isdigit((unsigned char)s[i]) && d < 4)
         i++, d++;
     if (d == 0 || d > 3)
         return 0;
@@ -258,7 +260,7 @@ static int load_entry(struct kb *kb, size_t i, json_t *je, char *err, size_t err
     e->enhanced = opt_string(je, "enhanced");
     /* The class need not agree with the code: servers send what they send (Exchange Online
      * answers "451 5.7.3 STARTTLS is required"), and the entry must match it. */
-    if (e->enhanced != NULL && enhanced_len(e->enhanced) != strlen(e->enhanced)) {
+    if (e->enhanced != NULL && enhanced_len(e->enhanced, strlen(e->enhanced)) != strlen(e->enhanced)) {
         set_err(err, errlen, "entry %s: bad enhanced code '%s'", e->id, e->enhanced);
         return -1;
     }
@@ -403,7 +405,7 @@ static void parse_reply(const char *reply, struct parsed_reply *r)
         while (*p == ' ')
             p++;
     }
-    size_t n = enhanced_len(p);
+    size_t n = enhanced_len(p, strlen(p));
     if (n > 0 && n < sizeof r->enhanced && (p[n] == ' ' || p[n] == '\0' || p[n] == '\n')) {
         memcpy(r->enhanced, p, n);
         r->enhanced[n] = '\0';
@@ -524,7 +526,7 @@ static void cur_append(struct outbuf *o, const char *s, size_t len)
                 o->cur[c++] = ' ';
             while (i + 1 < len && (s[i + 1] == '\\' || s[i + 1] == 'n' || s[i + 1] == 'r'))
                 i++;
-            size_t e = enhanced_len(s + i + 1);
+            size_t e = enhanced_len(s + i + 1, len - i - 1);
             if (e > 0 && i + 1 + e <= len)
                 i += e;
             while (i + 1 < len && s[i + 1] == ' ')
@@ -588,12 +590,13 @@ static size_t take_reply(struct outbuf *o, const char *s, size_t len, size_t i, 
             p++;
     }
     size_t end = text_end(s, len, p, quote);
-    size_t elen = enhanced_len(s + p);
+    size_t elen = p < len ? enhanced_len(s + p, len - p) : 0;
     const char *enh = elen > 0 && p + elen <= end ? s + p : NULL;
     size_t tstart = enh ? p + elen : p;
     while (tstart < end && s[tstart] == ' ')
         tstart++;
-    bool report = code != 0 ? (code >= 400 && code <= 599) : (s[p] == '4' || s[p] == '5');
+    bool report = code != 0 ? (code >= 400 && code <= 599)
+                            : (p < len && (s[p] == '4' || s[p] == '5'));
 
     if (o->open && code == o->cur_code) {
         /* continuation of a multi-line reply: append its text */
@@ -659,7 +662,7 @@ static void scan_line(struct outbuf *o, const char *s, size_t len)
             if (code < 200 || code > 599)
                 continue;
             size_t p = after + (sep ? 1 : 0);
-            bool has_enh = enhanced_len(s + p) > 0;
+            bool has_enh = p < len && enhanced_len(s + p, len - p) > 0;
             /* "NNN text" without an enhanced code: only at the start of a transcript line,
              * after ": " (an exception message), or continuing a multi-line reply */
             bool plain_ok = only_prefix(s, i) || (i >= 2 && s[i - 2] == ':' && s[i - 1] == ' ') ||
@@ -671,7 +674,7 @@ static void scan_line(struct outbuf *o, const char *s, size_t len)
             continue;
         }
         /* .NET "The server response was: 5.7.57 Client not authenticated...": no code */
-        size_t elen = enhanced_len(s + i);
+        size_t elen = enhanced_len(s + i, len - i);
         if (elen > 0 && (s[i] == '4' || s[i] == '5') && i + elen + 1 < len && s[i + elen] == ' ' &&
             isalpha((unsigned char)s[i + elen + 1]) &&
             (only_prefix(s, i) || (i >= 2 && s[i - 2] == ':' && s[i - 1] == ' '))) {
