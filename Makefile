@@ -28,7 +28,7 @@ GEN_OBJ  := $(if $(wildcard data/smtp-replies.json),$(BUILD)/obj/gen/kb_data.o)
 CTL_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all deps run check unit integration sanitize bench fuzz format clean
+.PHONY: all deps run check unit integration sanitize bench bench-peers fuzz format clean
 .SECONDARY:
 all: $(addprefix $(BUILD)/,$(BINS))
 
@@ -80,6 +80,10 @@ run: deps all
 
 bench: deps all
 	@bench/run.sh
+
+# The same load against Postfix + Dovecot SASL on this machine (root; docs/performance.md)
+bench-peers: deps all
+	@bench/peers.sh
 
 # libFuzzer (clang) over every parser, each for FUZZ_SECONDS (default 60): docs/fuzzing.md
 FUZZ_SECONDS ?= 60

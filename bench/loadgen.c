@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -74,7 +75,8 @@ struct lg_opts {
     int noop_interval_ms;
     bool verbose;
     bool sync_start;
-    long server_pid; /* --sync-start: the server's CPU time is sampled at the barrier and end */
+    long server_pid;     /* --sync-start: the server's CPU time is sampled at the barrier and end */
+    const char *cpu_cmd; /* like server_pid, but a shell command that prints the CPU ms */
 };
 
 struct lg_vec {
@@ -105,6 +107,7 @@ struct lg_run {
     atomic_long next_conn;
     atomic_int auth_clients_running;
     pthread_barrier_t ready; /* --sync-start: every client's first session is open */
+    pthread_barrier_t go;    /* --sync-start: the server's CPU was sampled; send */
     double mail_t0;          /* --sync-start: when the barrier let the clients go */
     double mail_cpu0;        /* --server-pid: the server's CPU ms then */
 };
@@ -151,6 +154,32 @@ static double lg_proc_cpu_ms(long pid)
         return NAN;
     }
     return (double)(ut + st) * 1000.0 / (double)tick;
+}
+
+/* The first number printed by the shell command cmd (--cpu-cmd: the CPU ms of a server made of
+ * several processes), or NAN when it cannot be run or prints no number. */
+static double lg_cmd_cpu_ms(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        fprintf(stderr, "loadgen: cannot run --cpu-cmd %s: %s\n", cmd, strerror(errno));
+        return NAN;
+    }
+    double ms = NAN;
+    if (fscanf(p, "%lf", &ms) != 1)
+        ms = NAN;
+    int st = pclose(p);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || isnan(ms)) {
+        fprintf(stderr, "loadgen: --cpu-cmd %s failed or printed no number\n", cmd);
+        return NAN;
+    }
+    return ms;
+}
+
+/* The server's CPU ms: --cpu-cmd when given, else --server-pid. */
+static double lg_server_cpu_ms(const struct lg_opts *o)
+{
+    return o->cpu_cmd != NULL ? lg_cmd_cpu_ms(o->cpu_cmd) : lg_proc_cpu_ms(o->server_pid);
 }
 
 static void lg_vec_push(struct lg_vec *v, double x)
@@ -617,10 +646,15 @@ static void lg_connection(struct lg_client *cl, const char *user, const char *fr
     if (sync) { /* every client waits, failed or not, so that no one waits forever */
         int rc = pthread_barrier_wait(&cl->run->ready);
         if (rc == PTHREAD_BARRIER_SERIAL_THREAD) {
+            /* sampled while every client waits, so no message's work is in it (a --cpu-cmd
+             * can take a while to run) */
+            if (o->server_pid > 0 || o->cpu_cmd != NULL)
+                cl->run->mail_cpu0 = lg_server_cpu_ms(o);
             cl->run->mail_t0 = lg_now_ms();
-            if (o->server_pid > 0)
-                cl->run->mail_cpu0 = lg_proc_cpu_ms(o->server_pid);
         } else if (rc != 0)
+            fprintf(stderr, "loadgen: pthread_barrier_wait failed: %s\n", strerror(rc));
+        rc = pthread_barrier_wait(&cl->run->go);
+        if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD)
             fprintf(stderr, "loadgen: pthread_barrier_wait failed: %s\n", strerror(rc));
     }
     /* The first message of an open session is always sent (a connection that was started is
@@ -861,6 +895,8 @@ static void lg_usage(FILE *f)
             "                         report msgs/s from then on (needs connections >= clients)\n"
             "  --server-pid PID       with --sync-start: report the server's CPU ms per message\n"
             "                         from then on (from /proc/PID/stat)\n"
+            "  --cpu-cmd CMD          like --server-pid for a server of several processes: the\n"
+            "                         shell command CMD prints the server's CPU ms so far\n"
             "  --verbose              print each failure\n");
 }
 
@@ -928,6 +964,7 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
         {"verbose", 't', &o->verbose, 0, 0},
         {"sync-start", 't', &o->sync_start, 0, 0},
         {"server-pid", 'l', &o->server_pid, 1, LONG_MAX},
+        {"cpu-cmd", 's', &o->cpu_cmd, 0, 0},
         {"help", 't', &help, 0, 0},
         {"clients", 'i', &o->clients, 0, LG_CLIENTS_MAX},
         {"per-conn", 'i', &o->per_conn, 0, 1000000},
@@ -1070,6 +1107,8 @@ int main(int argc, char **argv)
     double t0 = lg_now_ms();
     run.deadline = t0 + o.duration * 1000.0;
     int berr = o.sync_start ? pthread_barrier_init(&run.ready, NULL, (unsigned)o.clients) : 0;
+    if (berr == 0 && o.sync_start)
+        berr = pthread_barrier_init(&run.go, NULL, (unsigned)o.clients);
     if (berr != 0) {
         fprintf(stderr, "loadgen: pthread_barrier_init failed: %s\n", strerror(berr));
         return 2;
@@ -1126,9 +1165,10 @@ int main(int argc, char **argv)
     double mail_s = (all.last_txn_end - run.mail_t0) / 1000.0;
     double mail_msgs_per_s = o.sync_start && mail_s > 0 ? (double)all.msgs_ok / mail_s : NAN;
     double mail_cpu_per_msg = NAN;
-    if (o.sync_start && o.server_pid > 0 && all.msgs_ok > 0)
-        mail_cpu_per_msg = (lg_proc_cpu_ms(o.server_pid) - run.mail_cpu0) / (double)all.msgs_ok;
-    if (o.sync_start && pthread_barrier_destroy(&run.ready) != 0)
+    if (o.sync_start && (o.server_pid > 0 || o.cpu_cmd != NULL) && all.msgs_ok > 0)
+        mail_cpu_per_msg = (lg_server_cpu_ms(&o) - run.mail_cpu0) / (double)all.msgs_ok;
+    if (o.sync_start &&
+        (pthread_barrier_destroy(&run.ready) != 0 || pthread_barrier_destroy(&run.go) != 0))
         fprintf(stderr, "loadgen: pthread_barrier_destroy failed\n");
     double auths_per_s = elapsed_s > 0 ? (double)all.auths_ok / elapsed_s : 0;
 

@@ -189,6 +189,24 @@ class LoadgenTest(unittest.TestCase):
         cpu = float(res["server_cpu_ms_per_msg"])  # "nan" would fail the comparison
         self.assertTrue(0 <= cpu < 1000, res)
 
+    def test_cpu_cmd_is_sampled_at_the_barrier_and_at_the_end(self):
+        srv = self.server(cleartext_auth=True)
+        with tempfile.TemporaryDirectory() as d:
+            # prints 0 the first time and 800 the second: 800 ms over 80 messages
+            cmd = ("n=$(cat %s/n 2>/dev/null || echo 0); echo $((n + 800)) >%s/n; echo $n"
+                   % (d, d))
+            rc, res, _, out = run_loadgen(srv.port, "--tls", "none", "--clients", "4",
+                                          "--per-conn", "20", "--connections", "4",
+                                          "--sync-start", "--cpu-cmd", cmd)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(res["msgs_ok"], "80")
+        self.assertEqual(res["server_cpu_ms_per_msg"], "10.00")
+        rc, res, _, out = run_loadgen(srv.port, "--tls", "none", "--clients", "2",
+                                      "--per-conn", "2", "--connections", "2", "--sync-start",
+                                      "--cpu-cmd", "exit 3")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(res["server_cpu_ms_per_msg"], "nan")
+
     def test_sync_start_does_not_hang_when_sessions_fail(self):
         srv = self.server(cleartext_auth=True)
         env = dict(os.environ, LOADGEN_PASSWORD="wrong")
