@@ -41,8 +41,8 @@ static void run(const char *in, size_t len, struct fuzz_split *sp, struct result
         size_t out_len = 99999;
         size_t used = data_decoder_feed(&d, in + off, n, chunk_out, &out_len);
         FUZZ_CHECK(used <= n);
-        FUZZ_CHECK(out_len <= n);      /* output never longer than input */
-        FUZZ_CHECK(out_len <= used);   /* nor than what was consumed */
+        FUZZ_CHECK(out_len <= n);        /* output never longer than input */
+        FUZZ_CHECK(out_len <= used);     /* nor than what was consumed */
         FUZZ_CHECK(used == n || d.done); /* a short count only at the end of data */
         memcpy(r->out + r->out_len, chunk_out, out_len);
         r->out_len += out_len;

@@ -2,10 +2,11 @@
  * (kb_extract_replies in src/doctor_kb.c): client logs, exception messages and transcripts are
  * whatever a user pastes. Invariants (abort() on violation): at most `max` replies; each is
  * NUL-terminated within its 512 octets and starts with a three-digit reply code, or with an
- * enhanced code when the text carried no reply code (.NET's "The server response was: 5.7.57 ..."). Each reply found
- * is then matched against the built-in knowledge base, when it loads (kb_match: its regexes meet user text), and
- * kb_detect_provider runs on the text split at its first LF (greeting, EHLO reply).
- * RFC 5321 4.2. Links the knowledge base that fuzz/run.sh embeds from data/smtp-replies.json. */
+ * enhanced code when the text carried no reply code (.NET's "The server response was: 5.7.57 ...").
+ * Each reply found is then matched against the built-in knowledge base, when it loads (kb_match:
+ * its regexes meet user text), and kb_detect_provider runs on the text split at its first LF
+ * (greeting, EHLO reply). RFC 5321 4.2. Links the knowledge base that fuzz/run.sh embeds from
+ * data/smtp-replies.json. */
 #include <string.h>
 
 #include "doctor_kb.h"
@@ -23,8 +24,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char err[256] = "";
     kb = kb_load_default(err, sizeof err);
     if (kb == NULL) /* a defect of the data, not of the extraction: fuzz that alone */
-        fprintf(stderr, "fuzz_doctor_kb: kb_match not fuzzed, the knowledge base does not load: %s\n",
-                err);
+        fprintf(stderr,
+                "fuzz_doctor_kb: kb_match not fuzzed, the knowledge base does not load: %s\n", err);
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * for every key it accepted, the public export and the RFC 7638 thumbprint, and a parse of the
  * exported document, which must give back one key of the same algorithm and kid (round trip).
  * Invariants (abort() on violation): 0 or -1; on 0 at most JWKS_MAX_KEYS keys, each with a public
- * key and a supported algorithm; on -1 an error message. RFC 7517, RFC 7518 6, RFC 8037, RFC 7638. */
+ * key and a supported algorithm; on -1 an error message. RFC 7517, RFC 7518 6, RFC 8037, RFC 7638.
+ */
 #include <string.h>
 
 #include "fuzz_util.h"

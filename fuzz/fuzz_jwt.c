@@ -18,14 +18,19 @@
 #include "jwt.h"
 
 static const char jwks_json[] =
-    "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"ONJxLfMxnox0ZIdS_Z0FgedNS4Gqf7XiHWOIKq2EnSY\","
-    "\"use\":\"sig\",\"alg\":\"EdDSA\",\"kid\":\"ed1\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"woJ899-D8T5YT-Q857"
-    "AK4HmhgR99Q_whBdtr9ne79gs\",\"y\":\"ZsYAyVLcw4EpIrqEQNIx8BjWn1fGk39uBr6BWX8pJkw\",\"use\":\"sig\""
-    ",\"alg\":\"ES256\",\"kid\":\"ec1\"},{\"kty\":\"RSA\",\"n\":\"iPmjtToxOWhHTXKVlm0bgmCudYe7UQruAFc0M9eWH-"
+    "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"ONJxLfMxnox0ZIdS_"
+    "Z0FgedNS4Gqf7XiHWOIKq2EnSY\","
+    "\"use\":\"sig\",\"alg\":\"EdDSA\",\"kid\":\"ed1\"},{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":"
+    "\"woJ899-D8T5YT-Q857"
+    "AK4HmhgR99Q_whBdtr9ne79gs\",\"y\":\"ZsYAyVLcw4EpIrqEQNIx8BjWn1fGk39uBr6BWX8pJkw\",\"use\":"
+    "\"sig\""
+    ",\"alg\":\"ES256\",\"kid\":\"ec1\"},{\"kty\":\"RSA\",\"n\":"
+    "\"iPmjtToxOWhHTXKVlm0bgmCudYe7UQruAFc0M9eWH-"
     "ahNpiC-EyiVQd7LnjGL9rxTudy7a7zK0VWCJKY7THMuHyBNIokbxE8ZFd6U1AloZolfPs1ZXhfExkgt25MbybPv4"
     "PwtFgBqtQKuqdayGH1hM70HBJpHIpg_ouI9zwP8JeayKn1tG-JK9nBF4egPbaqAVwQ-hhVC6u_7_IsE__WguLV4E"
     "HeNcgk1LRLdJt-FuwclOcxThpLgjPsxlr6NbE4fKo6OAFx83LLCASovnWmEwEI_pflrJCKPd9yfGz9BSmK77f4-6"
-    "DeZ2feiv1CNU6HCvKafP10mY587vNe6IbDQw\",\"e\":\"AQAB\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"rsa1\"}"
+    "DeZ2feiv1CNU6HCvKafP10mY587vNe6IbDQw\",\"e\":\"AQAB\",\"use\":\"sig\",\"alg\":\"RS256\","
+    "\"kid\":\"rsa1\"}"
     "]}";
 
 /* The private half of kid "ed1": a fixed, public test seed. */

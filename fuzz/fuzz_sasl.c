@@ -40,8 +40,9 @@ static void check_credentials(const struct sasl_credentials *c)
 static bool is_b64token(const uint8_t *s, size_t n)
 {
     size_t i = 0;
-    while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-                     (s[i] >= '0' && s[i] <= '9') || strchr("-._~+/", s[i]) != NULL) &&
+    while (i < n &&
+           ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+            (s[i] >= '0' && s[i] <= '9') || strchr("-._~+/", s[i]) != NULL) &&
            s[i] != '\0')
         i++;
     if (i == 0)

@@ -4,7 +4,8 @@
  * first line is formatted and EHLO keywords looked up. Invariants (abort() on violation): the
  * status is one of the three; text stays NUL-terminated within SMTP_REPLY_TEXT_MAX; at most
  * SMTP_REPLY_LINES_MAX lines; a complete reply has a code 200-559 equal to its first line's;
- * the enhanced code is empty or starts with the class digit of the reply. RFC 5321 4.2, RFC 3463. */
+ * the enhanced code is empty or starts with the class digit of the reply. RFC 5321 4.2, RFC 3463.
+ */
 #include <string.h>
 
 #include "fuzz_util.h"

@@ -37,8 +37,10 @@ static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld)
     }
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_free(params);
-    if (pkey && !EVP_PKEY_is_a(pkey, "ED25519")) {
-        /* RSA: n odd and e sane; EC: the point is on the curve and not the identity. */
+    if (pkey && EVP_PKEY_is_a(pkey, "EC")) {
+        /* EC: the point is on the curve and not the identity. (RSA is checked by jwk_rsa with
+         * deterministic tests: OpenSSL's RSA public check runs a randomized Miller-Rabin on the
+         * modulus, so a crafted key would be accepted on some loads and refused on others.) */
         EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
         if (!check || EVP_PKEY_public_check(check) != 1) {
             EVP_PKEY_free(pkey);
@@ -80,6 +82,11 @@ static enum jwk_result jwk_rsa(const json_t *k, EVP_PKEY **pkey, char *why, size
         snprintf(why, whylen, "RSA modulus of %d bits (need %d to %d)", bits, RSA_MIN_BITS,
                  RSA_MAX_BITS);
         r = JWK_SKIP;
+        goto out;
+    }
+    /* Deterministic sanity (the same answer on every load): n odd, e odd with 1 < e < n. */
+    if (!BN_is_odd(bn) || !BN_is_odd(be) || BN_is_one(be) || BN_cmp(be, bn) >= 0) {
+        snprintf(why, whylen, "RSA key with an even modulus or an invalid exponent");
         goto out;
     }
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
