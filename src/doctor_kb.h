@@ -72,7 +72,8 @@ void kb_render(const char *tmpl, const struct kb_vars *v, char *out, size_t cap)
 
 /* Finds SMTP replies in free text (swaks transcripts, "The server response was: 5.7.57 ...",
  * javax.mail exceptions, Python tuples like (535, b'5.7.139 ...')): each becomes one line
- * "CODE ENH TEXT" (or "CODE TEXT"), at most max, each at most 512 octets. */
+ * "CODE ENH TEXT" (or "CODE TEXT"; or "ENH TEXT" where the client dropped the code, as .NET's
+ * SmtpException does), at most max, each at most 512 octets. */
 size_t kb_extract_replies(const char *text, size_t len, char out[][512], size_t max);
 
 #endif

@@ -39,9 +39,9 @@ static const char *at_page_end(const void *data, size_t n, void **map, size_t *m
  * random bases: for a crafted composite n it sometimes finds a factor and refuses the key. A
  * JWKS refresh with such a key would flap between loaded and refused (and one refused key refuses
  * the whole set). The fuzzer saw it as an export -> parse round trip that failed.
- * Fix: make the RSA check deterministic (src/jwk.c: the explicit checks its comment names, n odd
- * and e odd, > 1 and < n, with the existing bit bounds, instead of EVP_PKEY_public_check, which
- * stays for EC points). The test asserts only that every parse gives the same answer. */
+ * Fix (src/jwk.c): RSA keys no longer go through EVP_PKEY_public_check (kept for EC points);
+ * jwk_rsa checks them deterministically (n odd; e odd, > 1 and < n; 2048-8192 bits). The test
+ * asserts only that every parse gives the same answer. */
 static const char jwks_rsa_flaky[] =
     "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"iPmjtToxOWhHTXKVlm0bgmCudYe7UQruAFc0M9eWH-ahNpiC-EyiVQd7L"
     "njGL9rxTudy7a7zK0VWCJKY7THMuHyBNIokbxE8ZFd6U1AloZolfPs1ZXhfExkgt25MbybPv4PwtFgBqtQKu"
@@ -66,14 +66,14 @@ static void test_jwks_rsa_check_is_deterministic(void **state)
     }
 }
 
-/* Target: doctor_kb (fuzz/fuzz_doctor_kb.c), crash-* of the first run, minimized
+/* Target: doctor_kb (fuzz/fuzz_doctor_kb.c), crash-12c63e4f, minimized
  * (-minimize_crash) to the single octet "5"; the others are the same bug one step further.
  * Found: heap-buffer-overflow READ in enhanced_len (src/doctor_kb.c), called by scan_line from
  * kb_extract_replies: enhanced_len(s + i) takes no length and reads s[1], s[2], ... as if the
  * text were NUL-terminated, but kb_extract_replies takes (text, len) and scan_line passes each
  * line by length, so a text (or line) ending in "5", "4.", "5.7." or "5.7.1" is read past its end.
- * Fix: give enhanced_len the length left (enhanced_len(s + i, len - i)) and check i < n before
- * every s[i], as is_code_at already does. The result for these texts is simply no reply. */
+ * Fix (src/doctor_kb.c): enhanced_len(s, n) takes the octets left and checks i < n before every
+ * s[i]. The result for these texts is simply no reply. */
 static void test_doctor_kb_extract_reads_within_len(void **state)
 {
     (void)state;
