@@ -199,18 +199,25 @@ static void json_oauth_and_limits(json_t *j, const struct dir_tenant *t)
     json_object_set_new(j, "limits", limits);
 }
 
-static int tenant_show(struct ctl *c, char **pos, int npos)
+/* Validates DOMAIN, opens the directory and reads the tenant (or says why not). */
+static int load_tenant(struct ctl *c, const char *domain, struct dir_tenant *t)
 {
-    (void)npos;
-    int rc = check_domain(c, pos[0]);
+    int rc = check_domain(c, domain);
     if (rc == 0)
         rc = ctl_dir(c);
     if (rc != 0)
         return rc;
-    struct dir_tenant t;
     char what[300];
-    snprintf(what, sizeof what, "tenant %s", pos[0]);
-    if ((rc = ctl_dir_status(c, dir_tenant_get(c->dir, pos[0], &t), what)) != 0)
+    snprintf(what, sizeof what, "tenant %s", domain);
+    return ctl_dir_status(c, dir_tenant_get(c->dir, domain, t), what);
+}
+
+static int tenant_show(struct ctl *c, char **pos, int npos)
+{
+    (void)npos;
+    struct dir_tenant t;
+    int rc = load_tenant(c, pos[0], &t);
+    if (rc != 0)
         return rc;
     struct domain_list domains = {.n = 0};
     collect_domain(t.domain, &domains);
@@ -223,6 +230,8 @@ static int tenant_show(struct ctl *c, char **pos, int npos)
         st = dir_rule_list(c->dir, t.domain, count_rule, &rules);
     if (st == DIR_OK)
         st = dir_policy_get(c->dir, t.default_policy, &policy);
+    char what[300];
+    snprintf(what, sizeof what, "tenant %s", pos[0]);
     if ((rc = ctl_dir_status(c, st, what)) != 0)
         return rc;
     if (c->json) {
@@ -432,15 +441,9 @@ static int tenant_set(struct ctl *c, char **pos, int npos)
 static int tenant_jwks(struct ctl *c, char **pos, int npos)
 {
     (void)npos;
-    int rc = check_domain(c, pos[0]);
-    if (rc == 0)
-        rc = ctl_dir(c);
-    if (rc != 0)
-        return rc;
     struct dir_tenant t;
-    char what[300];
-    snprintf(what, sizeof what, "tenant %s", pos[0]);
-    if ((rc = ctl_dir_status(c, dir_tenant_get(c->dir, pos[0], &t), what)) != 0)
+    int rc = load_tenant(c, pos[0], &t);
+    if (rc != 0)
         return rc;
     char err[512] = "", kid[JWT_KID_MAX + 1] = "";
     /* A tenant made before the built-in issuer existed gets its key when first needed. */
