@@ -21,36 +21,9 @@
 #include <openssl/evp.h>
 
 #include "jwt.h"
+#include "test_b64url.h"
 
 static EVP_PKEY *rsa, *ec, *ed;
-
-static char *t_b64(const void *in, size_t n)
-{
-    char *out = malloc(n / 3 * 4 + 8);
-    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    return out;
-}
-
-static size_t t_unb64(const char *in, size_t n, uint8_t *out)
-{
-    char buf[2048];
-    uint8_t tmp[2048];
-    assert_true(n + 4 < sizeof buf);
-    memcpy(buf, in, n);
-    size_t pad = (4 - n % 4) % 4;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = buf[i] == '-' ? '+' : buf[i] == '_' ? '/' : buf[i];
-    memset(buf + n, '=', pad);
-    int len = EVP_DecodeBlock(tmp, (unsigned char *)buf, (int)(n + pad));
-    assert_true(len >= 0);
-    memcpy(out, tmp, (size_t)len - pad);
-    return (size_t)len - pad;
-}
 
 static char *dump(json_t *j)
 {

@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 
 #include "jwt.h"
+#include "test_b64url.h"
 
 #define NOW 1700000000
 #define ISS "https://idp.example.com/"
@@ -31,34 +32,7 @@
 static EVP_PKEY *rsa, *ec, *ed, *evil;
 static struct jwks set; /* rsa1, ec1, ed1 */
 
-/* --- this file's own base64url and signer, independent of jwt.c --- */
-
-static char *t_b64(const void *in, size_t n)
-{
-    char *out = malloc(n / 3 * 4 + 8);
-    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    return out;
-}
-
-static size_t t_unb64(const char *in, size_t n, uint8_t *out)
-{
-    char buf[JWT_MAX_LEN + 4];
-    memcpy(buf, in, n);
-    size_t pad = (4 - n % 4) % 4;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = buf[i] == '-' ? '+' : buf[i] == '_' ? '/' : buf[i];
-    memset(buf + n, '=', pad);
-    uint8_t tmp[JWT_MAX_LEN];
-    int len = EVP_DecodeBlock(tmp, (unsigned char *)buf, (int)(n + pad));
-    assert_true(len >= 0);
-    memcpy(out, tmp, (size_t)len - pad);
-    return (size_t)len - pad;
-}
+/* --- this file's own signer, independent of jwt.c (base64url from test_b64url.h) --- */
 
 /* Signs like a JWS library would: RSA PKCS #1 v1.5, ECDSA as R||S, Ed25519. der: leave ECDSA in
  * DER (a common mistake of foreign implementations). */
