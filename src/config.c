@@ -33,6 +33,7 @@ enum key_type {
     KEY_PATH,     /* char[PATH_MAX], relative to the data directory unless absolute */
     KEY_LISTEN,   /* one listener, appended */
     KEY_USER,     /* char[], a POSIX portable user name */
+    KEY_BOOL,     /* bool: on/off, yes/no, true/false */
 };
 
 struct config_key {
@@ -71,6 +72,8 @@ static const struct config_key config_keys[] = {
     {"lockout-window", KEY_UINT, 1, 86400 * 30, 900, FIELD(lockout_window)},
     {"lockout-familiar-days", KEY_UINT, 0, 3650, 30, FIELD(lockout_familiar_days)},
     {"lockout-delay", KEY_UINT, 0, 10000, 500, FIELD(lockout_delay)},
+    /* small messages acknowledged from the spool's journal (docs/spool.md) */
+    {"spool-journal", KEY_BOOL, 0, 1, 1, FIELD(spool_journal)},
 };
 
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -130,6 +133,9 @@ void config_defaults(struct config *c, const char *datadir)
             memcpy(field, &v, sizeof v);
         } else if (k->type == KEY_SIZE) {
             uint64_t v = k->def;
+            memcpy(field, &v, sizeof v);
+        } else if (k->type == KEY_BOOL) {
+            bool v = k->def != 0;
             memcpy(field, &v, sizeof v);
         }
     }
@@ -408,6 +414,18 @@ static int apply_key(const struct config_key *k, const char *value, struct confi
         }
         memcpy(field, &v, sizeof v);
         return 0;
+    case KEY_BOOL: {
+        static const char *const yes[] = {"on", "yes", "true"}, *const no[] = {"off", "no",
+                                                                               "false"};
+        for (size_t i = 0; i < 3; i++)
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                bool b = strcmp(value, yes[i]) == 0;
+                memcpy(field, &b, sizeof b);
+                return 0;
+            }
+        set_err(err, errlen, "line %u: %s must be on or off", lineno, k->name);
+        return -1;
+    }
     case KEY_LISTEN:
         break;
     }

@@ -50,6 +50,7 @@ struct config {
     unsigned lockout_delay;            /* milliseconds, default 500 */
     char user[33];               /* started as root: the user to run as after binding ("" =
                                   * stay, with a warning) */
+    bool spool_journal;          /* acknowledge small messages from the journal (default on) */
     char datadir[PATH_MAX];      /* set by config_load */
 };
 
@@ -63,7 +64,7 @@ void config_defaults(struct config *c, const char *datadir);
  * max-errors, command-timeout, data-timeout, max-connections, max-connections-per-ip, io-threads,
  * auth-threads, auth-memlimit, tls-cert, tls-key, user,
  * lockout-account-failures, lockout-address-failures, lockout-window, lockout-familiar-days,
- * lockout-delay. Sizes accept K/M/G suffixes; every number has
+ * lockout-delay, spool-journal (on/off). Sizes accept K/M/G suffixes; every number has
  * a minimum and maximum. listen = ADDRESS:PORT | [IPV6]:PORT, then "starttls" or "tls", then
  * optional flags "allow-cleartext-auth", "no-require-tls". Returns 0, or -1 with
  * "line N: reason" in err. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -345,6 +346,37 @@ static void worker_fini(void *ctx)
 
 /* ---- setup ---- */
 
+/* Descriptors besides the sessions': listeners, databases, spool files, logs, event loops. */
+#define SERVER_FD_RESERVE 256
+
+/* Every session holds a socket: raises the soft RLIMIT_NOFILE to the hard limit, and says so when
+ * even that is below what max-connections on every listener needs (submitd still starts; accept
+ * then fails with EMFILE past the limit). Before privileges are dropped, as root may raise it. */
+static void server_raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_error("event=fd-limit reason=\"getrlimit(RLIMIT_NOFILE) failed: %s\"", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_error("event=fd-limit reason=\"setrlimit(RLIMIT_NOFILE, %llu) failed: %s\"",
+                      (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = soft;
+        }
+    }
+    unsigned long long need =
+        (unsigned long long)cfg->n_listeners * cfg->max_connections + SERVER_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_error("event=fd-limit limit=%llu needed=%llu reason=\"the open-file limit is below "
+                  "max-connections on every listener; raise the hard limit (ulimit -Hn, "
+                  "LimitNOFILE=) or lower max-connections\"",
+                  (unsigned long long)rl.rlim_cur, need);
+}
+
 static void restore_one(const char *user, int64_t time_ms, int recipients, void *arg)
 {
     quota_record(arg, user, recipients > 0 ? (unsigned)recipients : 0, time_ms);
@@ -389,6 +421,7 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
     if (config_load(datadir, &boot, err, errlen) != 0)
         goto fail;
     s->n_loops = boot.io_threads;
+    server_raise_fd_limit(&boot);
     for (size_t i = 0; i < boot.n_listeners; i++) {
         struct listener *l = listener_open(s, &boot.listeners[i], err, errlen);
         if (!l)
@@ -426,6 +459,11 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
         log_warn("event=spool-recovery removed=%d reason=\"incomplete messages (never "
                  "acknowledged) from before a crash\"",
                  spool_recovered(s->spool));
+    if (spool_replayed(s->spool) > 0)
+        log_warn("event=spool-recovery replayed=%d reason=\"acknowledged messages written from "
+                 "the journal to the queue after a crash\"",
+                 spool_replayed(s->spool));
+    spool_set_journal(s->spool, cfg->spool_journal);
     if (spool_start(s->spool) != 0) {
         snprintf(err, errlen, "cannot start the spool thread");
         goto fail;

@@ -4,6 +4,7 @@
  * (fdatasync each file, rename into queue/, fsync queue/ once) before anyone may send 250.
  * Implements no RFC itself; it is what makes RFC 5321 4.2.5's "accepted responsibility" true. */
 #include "spool.h"
+#include "spool_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -20,10 +22,6 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#define SPOOL_MAGIC "SUBMITD-QUEUE 1\n"
-#define SPOOL_MAGIC_LEN (sizeof SPOOL_MAGIC - 1)
-/* Message bytes are collected into this much memory per message before a write(2). */
-#define SPOOL_BUF_SIZE (64 * 1024)
 /* Longest envelope line spool_load accepts (a corrupt file must not make us read gigabytes). */
 #define SPOOL_ENVELOPE_MAX (8 * 1024 * 1024)
 /* Queue id: 13 hex digits of microseconds since 1970 (valid until 2112), then 3 random. */
@@ -33,38 +31,7 @@
 /* How many fresh ids spool_create tries when an id is already taken. */
 #define SPOOL_CREATE_TRIES 16
 
-struct spool {
-    char *dir;    /* DIR/spool, for error messages */
-    int tmp_fd;   /* DIR/spool/tmp */
-    int queue_fd; /* DIR/spool/queue */
-    int recovered;
-
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake;  /* pending became non-empty, or stopping was set */
-    struct spool_file *pending;
-    struct spool_file **pending_tail;
-    bool started;
-    bool stopping;
-    pthread_t thread;
-    uint64_t batches;
-    int64_t last_us; /* id clock: strictly increasing within this process */
-};
-
-struct spool_file {
-    struct spool *spool;
-    struct spool_file *next; /* in the pending list, then in a batch */
-    int fd;                  /* open on tmp/ID until the batch closes it */
-    int err;                 /* first failure, sticky */
-    bool renamed;            /* now lives in queue/ */
-    char id[QUEUE_ID_LEN + 1];
-    uint64_t size; /* message octets accepted by spool_write */
-    spool_done_fn done;
-    void *arg;
-    size_t used; /* octets waiting in buf */
-    unsigned char buf[SPOOL_BUF_SIZE];
-};
-
-static int write_all(int fd, const void *buf, size_t n)
+int spool_write_all(int fd, const void *buf, size_t n)
 {
     const unsigned char *p = buf;
     while (n > 0) {
@@ -168,8 +135,7 @@ static int clean_tmp(struct spool *s, char *err, size_t errlen)
     return 0;
 }
 
-static struct spool *spool_open_mode(const char *datadir, bool recover, char *err,
-                                     size_t errlen)
+static struct spool *spool_open_mode(const char *datadir, bool recover, char *err, size_t errlen)
 {
     struct spool *s;
     int data_fd, spool_fd;
@@ -187,10 +153,13 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
         return NULL;
     }
     snprintf(s->dir, len, "%s/spool", datadir);
-    s->tmp_fd = s->queue_fd = -1;
+    s->tmp_fd = s->queue_fd = s->journal_fd = -1;
+    s->journal = true;
     s->pending_tail = &s->pending;
+    s->mat_tail = &s->mat_pending;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->journal_cond, NULL);
 
     data_fd = open(datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (data_fd == -1) {
@@ -216,9 +185,19 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
         close(spool_fd);
         goto fail;
     }
-    close(spool_fd);
-    if (s->queue_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1))
+    if (s->queue_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1) ||
+        (recover && spool_journal_open(s, spool_fd, err, errlen) == -1)) {
+        close(spool_fd);
         goto fail;
+    }
+    if (!recover && spool_journal_open_reader(s, spool_fd) == -1) {
+        snprintf(err, errlen, "open %s/journal: %s", s->dir, strerror(errno));
+        close(spool_fd);
+        goto fail;
+    }
+    close(spool_fd);
+    if (!recover)
+        s->journal = false; /* a reader writes nothing */
     return s;
 fail:
     spool_close(s);
@@ -240,6 +219,16 @@ int spool_recovered(const struct spool *s)
     return s->recovered;
 }
 
+int spool_replayed(const struct spool *s)
+{
+    return s->replayed;
+}
+
+void spool_set_journal(struct spool *s, bool on)
+{
+    s->journal = on && s->journal_fd != -1;
+}
+
 uint64_t spool_batches(const struct spool *s)
 {
     struct spool *m = (struct spool *)s; /* only the lock is touched */
@@ -248,124 +237,6 @@ uint64_t spool_batches(const struct spool *s)
     n = s->batches;
     pthread_mutex_unlock(&m->lock);
     return n;
-}
-
-/* Makes one batch durable, then reports each message. Runs on the group-commit thread (or on
- * the caller's thread when no thread was started). */
-static void commit_batch(struct spool *s, struct spool_file *batch)
-{
-    struct spool_file *f, *next;
-    bool any_renamed = false;
-
-    /* Start writeback of every file first so the device works on all of them at once; the
-     * fdatasync below reports any error, so a failing hint only matters if it says so. */
-    for (f = batch; f != NULL; f = f->next)
-        if (f->err == 0 && sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE) == -1 &&
-            errno != EINVAL && errno != ENOSYS && errno != ESPIPE)
-            f->err = errno;
-    for (f = batch; f != NULL; f = f->next)
-        if (f->err == 0 && fdatasync(f->fd) == -1)
-            f->err = errno;
-    for (f = batch; f != NULL; f = f->next) {
-        if (close(f->fd) == -1 && f->err == 0)
-            f->err = errno;
-        f->fd = -1;
-    }
-    for (f = batch; f != NULL; f = f->next) {
-        if (f->err != 0)
-            continue;
-        if (renameat2(s->tmp_fd, f->id, s->queue_fd, f->id, RENAME_NOREPLACE) == -1 &&
-            (errno != EINVAL || renameat(s->tmp_fd, f->id, s->queue_fd, f->id) == -1)) {
-            f->err = errno;
-            continue;
-        }
-        f->renamed = any_renamed = true;
-    }
-    if (any_renamed && fsync(s->queue_fd) == -1) {
-        int e = errno;
-        for (f = batch; f != NULL; f = f->next)
-            if (f->renamed)
-                f->err = e;
-    }
-    /* A failed message leaves nothing behind. Should the unlink itself fail, a leftover in tmp/
-     * is removed at the next start; one in queue/ may be delivered although the client was
-     * told to retry: a duplicate, never a loss. Nobody is left to tell either way. */
-    for (f = batch; f != NULL; f = f->next)
-        if (f->err != 0)
-            (void)unlinkat(f->renamed ? s->queue_fd : s->tmp_fd, f->id, 0);
-
-    pthread_mutex_lock(&s->lock);
-    s->batches++;
-    pthread_mutex_unlock(&s->lock);
-    for (f = batch; f != NULL; f = next) {
-        next = f->next;
-        if (f->done != NULL)
-            f->done(f->arg, f->err, f->id);
-        free(f);
-    }
-}
-
-static void *commit_thread(void *arg)
-{
-    struct spool *s = arg;
-    struct spool_file *batch;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (s->pending == NULL && !s->stopping)
-            pthread_cond_wait(&s->wake, &s->lock);
-        if (s->pending == NULL)
-            break; /* stopping, and every commit handed to us is done */
-        batch = s->pending;
-        s->pending = NULL;
-        s->pending_tail = &s->pending;
-        pthread_mutex_unlock(&s->lock);
-        commit_batch(s, batch);
-        pthread_mutex_lock(&s->lock);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-int spool_start(struct spool *s)
-{
-    int rc;
-    pthread_mutex_lock(&s->lock);
-    if (s->started) {
-        pthread_mutex_unlock(&s->lock);
-        errno = EALREADY;
-        return -1;
-    }
-    rc = pthread_create(&s->thread, NULL, commit_thread, s);
-    if (rc == 0)
-        s->started = true;
-    pthread_mutex_unlock(&s->lock);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
-    return 0;
-}
-
-void spool_close(struct spool *s)
-{
-    bool started;
-    if (s == NULL)
-        return;
-    pthread_mutex_lock(&s->lock);
-    started = s->started;
-    s->stopping = true;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    if (started)
-        pthread_join(s->thread, NULL);
-    if (s->tmp_fd != -1)
-        close(s->tmp_fd);
-    if (s->queue_fd != -1)
-        close(s->queue_fd);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->lock);
-    free(s->dir);
-    free(s);
 }
 
 /* Sets KEY to the string VALUE; fails when VALUE is not UTF-8 (JSON cannot carry it). */
@@ -435,8 +306,10 @@ fail:
     return NULL;
 }
 
-/* Opens tmp/ID with a fresh id that is free in both tmp/ and queue/. */
-static int create_file(struct spool *s, char id[QUEUE_ID_LEN + 1], char *err, size_t errlen)
+/* Picks a fresh id that is free in both tmp/ and queue/; with `create`, creates tmp/ID and
+ * returns its descriptor (else returns 0). The id is what keeps journalled messages apart
+ * too: they have no file in tmp/ until the materializer writes one. */
+static int new_id(struct spool *s, char id[QUEUE_ID_LEN + 1], bool create, char *err, size_t errlen)
 {
     struct stat st;
     int tries, fd;
@@ -447,6 +320,11 @@ static int create_file(struct spool *s, char id[QUEUE_ID_LEN + 1], char *err, si
         if (errno != ENOENT) {
             snprintf(err, errlen, "stat %s/queue/%s: %s", s->dir, id, strerror(errno));
             return -1;
+        }
+        if (!create) {
+            if (fstatat(s->tmp_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                continue;
+            return 0;
         }
         fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd != -1)
@@ -461,11 +339,20 @@ static int create_file(struct spool *s, char id[QUEUE_ID_LEN + 1], char *err, si
     return -1;
 }
 
+void spool_file_free(struct spool_file *f)
+{
+    if (f == NULL)
+        return;
+    free(f->head);
+    free(f);
+}
+
 struct spool_file *spool_create(struct spool *s, struct spool_envelope *env, char *err,
                                 size_t errlen)
 {
     struct spool_file *f = malloc(sizeof *f);
     char *json;
+    size_t json_len;
     int e;
     if (f == NULL) {
         snprintf(err, errlen, "spool: %s", strerror(errno));
@@ -473,35 +360,49 @@ struct spool_file *spool_create(struct spool *s, struct spool_envelope *env, cha
     }
     memset(f, 0, offsetof(struct spool_file, buf));
     f->spool = s;
-    f->fd = create_file(s, f->id, err, errlen);
+    /* With the journal, the file is made only if the message outgrows the buffer. */
+    f->fd = new_id(s, f->id, !s->journal, err, errlen);
     if (f->fd == -1)
         goto fail;
+    if (s->journal)
+        f->fd = -1;
     json = envelope_json(env, f->id, err, errlen);
     if (json == NULL)
         goto fail_unlink;
-    /* Written at once, not buffered: a full disk shows now, before the client sends data. */
-    if (write_all(f->fd, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == -1 ||
-        write_all(f->fd, json, strlen(json)) == -1 || write_all(f->fd, "\n", 1) == -1) {
-        snprintf(err, errlen, "write %s/tmp/%s: %s", s->dir, f->id, strerror(errno));
+    json_len = strlen(json);
+    f->head = malloc(SPOOL_MAGIC_LEN + json_len + 1);
+    if (f->head == NULL) {
+        snprintf(err, errlen, "spool: %s", strerror(errno));
         free(json);
         goto fail_unlink;
     }
+    memcpy(f->head, SPOOL_MAGIC, SPOOL_MAGIC_LEN);
+    memcpy(f->head + SPOOL_MAGIC_LEN, json, json_len);
+    f->head[SPOOL_MAGIC_LEN + json_len] = '\n';
+    f->head_len = SPOOL_MAGIC_LEN + json_len + 1;
     free(json);
+    /* Without the journal it is written at once, so a full disk shows before the data. */
+    if (f->fd != -1 && spool_write_all(f->fd, f->head, f->head_len) == -1) {
+        snprintf(err, errlen, "write %s/tmp/%s: %s", s->dir, f->id, strerror(errno));
+        goto fail_unlink;
+    }
     memcpy(env->queue_id, f->id, sizeof f->id);
     return f;
 fail_unlink:
     e = errno;
-    (void)close(f->fd); /* discarded: nothing to lose */
-    if (unlinkat(s->tmp_fd, f->id, 0) == -1 && errno != ENOENT) {
-        size_t used = strlen(err);
-        if (used + 1 < errlen)
-            snprintf(err + used, errlen - used, "; remove %s/tmp/%s: %s", s->dir, f->id,
-                     strerror(errno));
+    if (f->fd != -1) {
+        (void)close(f->fd); /* discarded: nothing to lose */
+        if (unlinkat(s->tmp_fd, f->id, 0) == -1 && errno != ENOENT) {
+            size_t used = strlen(err);
+            if (used + 1 < errlen)
+                snprintf(err + used, errlen - used, "; remove %s/tmp/%s: %s", s->dir, f->id,
+                         strerror(errno));
+        }
     }
     errno = e;
 fail:
     e = errno;
-    free(f);
+    spool_file_free(f);
     errno = e;
     return NULL;
 }
@@ -511,13 +412,44 @@ const char *spool_file_id(const struct spool_file *f)
     return f->id;
 }
 
+int spool_file_materialize(struct spool_file *f)
+{
+    struct spool *s = f->spool;
+    int e;
+    f->fd = openat(s->tmp_fd, f->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (f->fd == -1 && errno == EEXIST) { /* left by an earlier attempt of ours */
+        (void)unlinkat(s->tmp_fd, f->id, 0);
+        f->fd = openat(s->tmp_fd, f->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (f->fd == -1)
+        return -1;
+    if (spool_write_all(f->fd, f->head, f->head_len) == -1 ||
+        (f->used > 0 && spool_write_all(f->fd, f->buf, f->used) == -1)) {
+        e = errno;
+        (void)close(f->fd);
+        (void)unlinkat(s->tmp_fd, f->id, 0);
+        f->fd = -1;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 static int flush_file(struct spool_file *f)
 {
     if (f->err != 0) {
         errno = f->err;
         return -1;
     }
-    if (f->used > 0 && write_all(f->fd, f->buf, f->used) == -1) {
+    if (f->fd == -1) { /* still only in memory: make the file now */
+        if (spool_file_materialize(f) == -1) {
+            f->err = errno;
+            return -1;
+        }
+        f->used = 0;
+        return 0;
+    }
+    if (f->used > 0 && spool_write_all(f->fd, f->buf, f->used) == -1) {
         f->err = errno;
         return -1;
     }
@@ -535,7 +467,7 @@ int spool_write(struct spool_file *f, const void *buf, size_t n)
     if (f->used + n > SPOOL_BUF_SIZE && flush_file(f) == -1)
         return -1;
     if (n >= SPOOL_BUF_SIZE) { /* buffer is empty now; large chunks go straight out */
-        if (write_all(f->fd, p, n) == -1) {
+        if (spool_write_all(f->fd, p, n) == -1) {
             f->err = errno;
             return -1;
         }
@@ -561,10 +493,15 @@ void spool_commit(struct spool_file *f, spool_done_fn done, void *arg)
 {
     struct spool *s = f->spool;
     bool started;
-    (void)flush_file(f); /* a failure is in f->err; the batch reports it */
     f->done = done;
     f->arg = arg;
     f->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    started = s->started && !s->stopping;
+    f->journaled = started && f->fd == -1 && f->err == 0 && spool_journal_has_room(s);
+    pthread_mutex_unlock(&s->lock);
+    if (!f->journaled)
+        (void)flush_file(f); /* a failure is in f->err; the batch reports it */
     pthread_mutex_lock(&s->lock);
     started = s->started && !s->stopping;
     if (started) {
@@ -573,17 +510,24 @@ void spool_commit(struct spool_file *f, spool_done_fn done, void *arg)
         pthread_cond_signal(&s->wake);
     }
     pthread_mutex_unlock(&s->lock);
-    if (!started)
-        commit_batch(s, f); /* no thread (submitctl): a batch of one, here and now */
+    if (started)
+        return;
+    if (f->journaled) { /* spool_close began meanwhile: the file path, here and now */
+        f->journaled = false;
+        (void)flush_file(f);
+    }
+    spool_commit_files(s, f); /* no thread (submitctl): a batch of one, here and now */
 }
 
 void spool_abort(struct spool_file *f)
 {
     if (f == NULL)
         return;
-    (void)close(f->fd);                         /* discarded: nothing to lose */
-    (void)unlinkat(f->spool->tmp_fd, f->id, 0); /* if it stays, the next start removes it */
-    free(f);
+    if (f->fd != -1) {
+        (void)close(f->fd);                         /* discarded: nothing to lose */
+        (void)unlinkat(f->spool->tmp_fd, f->id, 0); /* if it stays, the next start removes it */
+    }
+    spool_file_free(f);
 }
 
 /* Reads one line of at most `max` octets including its LF into a new string (LF kept). */
@@ -714,7 +658,33 @@ static int read_envelope(FILE *fp, const char *id, struct spool_envelope *env, l
     return 0;
 }
 
-/* Opens queue/ID for reading; ENOENT for an id that cannot exist (also stops "../x"). */
+struct journal_find {
+    const char *id;
+    int fd; /* a memfd holding the record's payload, -1 until found */
+};
+
+static int find_record(const struct journal_record *r, int64_t mtime_ms, void *arg)
+{
+    struct journal_find *jf = arg;
+    (void)mtime_ms;
+    if (strcmp(r->id, jf->id) != 0)
+        return 0;
+    jf->fd = memfd_create("submitd-journal-record", MFD_CLOEXEC);
+    if (jf->fd == -1)
+        return -1;
+    if (spool_write_all(jf->fd, r->payload, r->len) == -1 || lseek(jf->fd, 0, SEEK_SET) == -1) {
+        int e = errno;
+        close(jf->fd);
+        jf->fd = -1;
+        errno = e;
+        return -1;
+    }
+    return 1;
+}
+
+/* Opens queue/ID for reading, or, when it is not written yet, its journal record (a reader's
+ * view: acknowledged messages are listed before the materializer writes them); ENOENT for an
+ * id that cannot exist (also stops "../x"). */
 static FILE *open_queued(struct spool *s, const char *queue_id)
 {
     int fd, e;
@@ -724,6 +694,18 @@ static FILE *open_queued(struct spool *s, const char *queue_id)
         return NULL;
     }
     fd = openat(s->queue_fd, queue_id, O_RDONLY | O_CLOEXEC);
+    if (fd == -1 && errno == ENOENT) {
+        struct journal_find jf = {queue_id, -1};
+        if (spool_journal_scan(s, find_record, &jf) == -1)
+            return NULL;
+        fd = jf.fd;
+        if (fd == -1) {
+            /* written to queue/ while we looked, or no such message */
+            fd = openat(s->queue_fd, queue_id, O_RDONLY | O_CLOEXEC);
+            if (fd == -1)
+                return NULL;
+        }
+    }
     if (fd == -1)
         return NULL;
     fp = fdopen(fd, "r");
@@ -840,28 +822,78 @@ static int read_ids(struct spool *s, char **ids, size_t *n)
     return 0;
 }
 
+struct journal_id {
+    char id[QUEUE_ID_LEN + 1];
+    int64_t mtime_ms;
+};
+
+struct journal_ids {
+    struct journal_id *v;
+    size_t n, cap;
+};
+
+static int collect_record(const struct journal_record *r, int64_t mtime_ms, void *arg)
+{
+    struct journal_ids *j = arg;
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 64;
+        struct journal_id *v = realloc(j->v, cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        j->v = v;
+        j->cap = cap;
+    }
+    memcpy(j->v[j->n].id, r->id, QUEUE_ID_LEN + 1);
+    j->v[j->n++].mtime_ms = mtime_ms;
+    return 0;
+}
+
+static void list_one(struct spool *s, const char *id, const int64_t *journal_mtime_ms,
+                     void (*cb)(const struct spool_entry *, void *), void *arg, int *count)
+{
+    struct spool_envelope env;
+    struct spool_entry entry = {.env = &env};
+    struct stat st;
+    long off;
+    /* Gone meanwhile (delivered) or unreadable: a listing shows what it can read. */
+    if (load(s, id, &env, &off, &st) == -1)
+        return;
+    entry.queued_ms = journal_mtime_ms != NULL
+                          ? *journal_mtime_ms
+                          : (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (cb != NULL)
+        cb(&entry, arg);
+    spool_envelope_free(&env);
+    (*count)++;
+}
+
 int spool_list(struct spool *s, void (*cb)(const struct spool_entry *, void *), void *arg)
 {
+    struct journal_ids j = {0};
     char *ids;
-    size_t n, i;
+    size_t n, i, k = 0;
     int count = 0;
-    if (read_ids(s, &ids, &n) == -1)
+    /* The journal first: a message written to queue/ meanwhile is then still found there. */
+    if (spool_journal_scan(s, collect_record, &j) == -1 || read_ids(s, &ids, &n) == -1) {
+        int e = errno;
+        free(j.v);
+        errno = e;
         return -1;
-    for (i = 0; i < n; i++) {
-        struct spool_envelope env;
-        struct spool_entry entry = {.env = &env};
-        struct stat st;
-        long off;
-        /* Gone meanwhile (delivered) or unreadable: a listing shows what it can read. */
-        if (load(s, ids + i * (QUEUE_ID_LEN + 1), &env, &off, &st) == -1)
-            continue;
-        entry.queued_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-        if (cb != NULL)
-            cb(&entry, arg);
-        spool_envelope_free(&env);
-        count++;
     }
+    if (j.n > 1) /* commit order is not id order (ids are given at DATA) */
+        qsort(j.v, j.n, sizeof *j.v, cmp_ids);
+    for (i = 0; i < n; i++) {
+        const char *id = ids + i * (QUEUE_ID_LEN + 1);
+        for (; k < j.n && strcmp(j.v[k].id, id) < 0; k++)
+            list_one(s, j.v[k].id, &j.v[k].mtime_ms, cb, arg, &count);
+        if (k < j.n && strcmp(j.v[k].id, id) == 0)
+            k++; /* in both: queue/ is the record of it */
+        list_one(s, id, NULL, cb, arg, &count);
+    }
+    for (; k < j.n; k++)
+        list_one(s, j.v[k].id, &j.v[k].mtime_ms, cb, arg, &count);
     free(ids);
+    free(j.v);
     return count;
 }
 

@@ -1,8 +1,10 @@
-/* spool.h: the durable queue (SPEC section 7). A message is written to DIR/spool/tmp/ID as it
- * arrives; spool_commit hands it to the group-commit thread, which makes a batch of messages
- * durable together: fdatasync each file, rename it into DIR/spool/queue/, fsync the queue
- * directory once, and only then reports success (the caller then sends 250). On start, files
- * left in tmp/ (no 250 was ever sent for them) are removed. File format: docs/spool.md. */
+/* spool.h: the durable queue (SPEC section 7). spool_commit hands a message to the group-commit
+ * thread, which makes a batch of messages durable together and only then reports success (the
+ * caller then sends 250): a message that fits in memory is appended to the journal with one
+ * fdatasync for the whole batch (a materializer thread writes it to DIR/spool/queue/ID soon
+ * after); a larger one is written to DIR/spool/tmp/ID as it arrives, fdatasync'd, renamed into
+ * queue/, and queue/ fsynced once per batch. On start, files left in tmp/ (no 250 was ever sent
+ * for them) are removed and the journal is replayed into queue/. Formats: docs/spool.md. */
 #ifndef SUBMITD_SPOOL_H
 #define SUBMITD_SPOOL_H
 
@@ -52,6 +54,12 @@ int spool_start(struct spool *s);
 void spool_close(struct spool *s);
 /* How many leftover files spool_open removed from tmp/. */
 int spool_recovered(const struct spool *s);
+/* How many journal records spool_open wrote to queue/ (messages acknowledged before a crash
+ * whose queue file was not yet written). */
+int spool_replayed(const struct spool *s);
+/* Small messages go through the journal (the default; docs/spool.md). Off: every message gets
+ * its own file from the start, as a reader's spool does. Call before spool_start. */
+void spool_set_journal(struct spool *s, bool on);
 /* How many group commits (batches) have completed; for tests and statistics. */
 uint64_t spool_batches(const struct spool *s);
 

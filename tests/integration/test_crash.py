@@ -11,12 +11,14 @@ without a 250 is one whose end of data had been handed to the kernel when the se
 end-of-data dot never left the client must not be queued.
 
 SIGKILL cannot test the fsyncs (the page cache survives a process), but it does test the order:
-250 only after the rename into queue/, nothing partial ever in queue/, tmp/ cleaned at start.
+250 only after the message is in the journal or renamed into queue/, nothing partial ever in
+queue/, the journal replayed and tmp/ cleaned at start.
 """
 
 import json
 import os
 import random
+import re
 import threading
 import time
 import unittest
@@ -283,10 +285,13 @@ class CrashTest(unittest.TestCase):
         for rnd, n in extra_per_round.items():
             self.assertLessEqual(n, CLIENTS, "round %d: %d messages queued without 250" % (rnd, n))
         self.assertGreaterEqual(counts.get("250", 0), 5 * rounds, counts)
+        replayed = sum(int(n) for n in re.findall(r"event=spool-recovery replayed=(\d+)",
+                                                  self.daemon.log()))
         print("\n  crash: %d kills in %.1f s, %s; %d queued without 250 (in flight at the kill); "
-              "tmp/ held files at %d kills; %d refused connections while restarting"
+              "tmp/ held files at %d kills; %d messages replayed from the journal; %d refused "
+              "connections while restarting"
               % (rounds, time.monotonic() - started, counts, sum(extra_per_round.values()),
-                 rounds_with_tmp_files, self.connect_failures), end=" ", flush=True)
+                 rounds_with_tmp_files, replayed, self.connect_failures), end=" ", flush=True)
         self.passed = True
 
     def read_queue(self):

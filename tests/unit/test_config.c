@@ -54,6 +54,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.listeners[1].name, "127.0.0.1:2465");
     assert_int_equal(c.max_message_size, 35ull * 1024 * 1024);
     assert_int_equal(c.max_recipients, 500);
+    assert_true(c.spool_journal);
     assert_int_equal(c.max_errors, 10);
     assert_int_equal(c.command_timeout, 300);
     assert_int_equal(c.data_timeout, 180);
@@ -96,8 +97,10 @@ static void test_every_key(void **state)
                        "auth-threads = 3\n"
                        "auth-memlimit = 128M\n"
                        "tls-cert = /etc/ssl/submitd.pem\n"
-                       "tls-key = keys/submitd.key\n";
+                       "tls-key = keys/submitd.key\n"
+                       "spool-journal = off\n";
     assert_int_equal(parse(text, &c, err, sizeof err), 0);
+    assert_false(c.spool_journal);
     assert_string_equal(c.hostname, "mail.example.org");
     assert_int_equal(c.max_message_size, 50ull * 1024 * 1024);
     assert_int_equal(c.max_recipients, 1000);
@@ -159,6 +162,8 @@ static void test_sizes(void **state)
     expect_error("max-message-size = 99999999999999999999G", msg);
     expect_error("max-message-size = 18014398509481984K", msg); /* overflows when multiplied */
     expect_error("max-message-size = 10 M", msg);
+    expect_error("spool-journal = maybe", "line 1: spool-journal must be on or off");
+    expect_error("spool-journal = ON", "line 1: spool-journal must be on or off");
     expect_error("auth-memlimit = 4097M",
                  "line 1: auth-memlimit must be a size between 8K and 4G (K, M, G suffixes)");
 }

@@ -100,6 +100,16 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+/* These tests cover the file path (every message its own file from the start);
+ * test_spool_journal.c covers the journal. */
+static struct spool *open_file_mode(struct fixture *fx)
+{
+    struct spool *sp = spool_open(fx->dir, fx->err, sizeof fx->err);
+    if (sp != NULL)
+        spool_set_journal(sp, false);
+    return sp;
+}
+
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
@@ -110,7 +120,7 @@ static int setup(void **state)
         free(fx);
         return -1;
     }
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    fx->spool = open_file_mode(fx);
     if (fx->spool == NULL) {
         fprintf(stderr, "spool_open: %s\n", fx->err);
         return -1;
@@ -131,7 +141,7 @@ static int teardown(void **state)
 static void reopen(struct fixture *fx)
 {
     spool_close(fx->spool);
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    fx->spool = open_file_mode(fx);
     assert_non_null(fx->spool);
 }
 
@@ -500,7 +510,7 @@ static void test_close_waits_for_commits(void **state)
     fx->spool = NULL;
     assert_int_equal(w.done, 50); /* no waiting: close drained them all */
     assert_int_equal(w.failed, 0);
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    fx->spool = open_file_mode(fx);
     assert_non_null(fx->spool);
     assert_int_equal(spool_list(fx->spool, NULL, NULL), 50);
     waiter_free(&w);

@@ -1,0 +1,34 @@
+/* spool_journal.h: the journal record format (docs/spool.md, "Journal"), pure functions that
+ * encode and decode it, exported for the unit tests. A record is a 70-octet header line
+ *   "J1 " ID(16) " " LENGTH(16 hex) " " CHECK(32 hex) "\n"
+ * followed by LENGTH octets: the queue file exactly as it will be written to queue/ID. CHECK
+ * is BLAKE2b-128 over the id, the length and the payload, so a torn or damaged record is
+ * recognised; replay stops at the first such record of a segment. */
+#ifndef SUBMITD_SPOOL_JOURNAL_H
+#define SUBMITD_SPOOL_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol_limits.h"
+
+#define JOURNAL_HEADER_LEN 70
+/* A record's payload can be no longer than this (a 64 KiB message and an envelope of up to
+ * 100,000 recipients); a longer length field is damage. */
+#define JOURNAL_PAYLOAD_MAX (64 * 1024 * 1024)
+
+/* Hashes the payload given in pieces (head, body) into header[JOURNAL_HEADER_LEN]. */
+void journal_header(char header[JOURNAL_HEADER_LEN], const char id[QUEUE_ID_LEN + 1],
+                    const void *part1, size_t len1, const void *part2, size_t len2);
+
+struct journal_record {
+    char id[QUEUE_ID_LEN + 1];
+    const unsigned char *payload;
+    size_t len;
+};
+
+/* Decodes the record at buf[*off..len). Returns 1 and advances *off, 0 at the end of the data,
+ * -1 when what follows is not a whole, intact record (a torn tail or damage). */
+int journal_next(const unsigned char *buf, size_t len, size_t *off, struct journal_record *rec);
+
+#endif

@@ -1,0 +1,488 @@
+/* test_spool_journal.c: unit tests for the spool's journal (src/spool_journal.c, docs/spool.md
+ * "Journal"): the record codec (round trip, every truncation, every bit of the header and a
+ * payload flip), journalled commits ending up byte-exact in queue/ with the journal emptied,
+ * messages larger than the buffer taking the file path, replay of what a crash leaves (records
+ * already in queue/ not written twice, a torn tail ignored, later segments still read), and
+ * many concurrent commits through the journal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "spool_journal.h"
+
+#define WAIT_SECONDS 60
+
+struct fixture {
+    char dir[64];
+    char err[512];
+    struct spool *spool;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    if (fx == NULL)
+        return -1;
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_journal.XXXXXX");
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
+        return -1;
+    }
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    if (fx->spool == NULL) {
+        fprintf(stderr, "spool_open: %s\n", fx->err);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    spool_close(fx->spool);
+    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static int count_files(const struct fixture *fx, const char *sub)
+{
+    char path[128];
+    struct dirent *de;
+    int n = 0;
+    DIR *d;
+    snprintf(path, sizeof path, "%s/spool/%s", fx->dir, sub);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Reads DIR/spool/SUB/NAME whole; returns its length. */
+static size_t read_file(const struct fixture *fx, const char *sub, const char *name,
+                        unsigned char *buf, size_t cap)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/spool/%s/%s", fx->dir, sub, name);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, cap, fp);
+    assert_true(n < cap);
+    fclose(fp);
+    return n;
+}
+
+static void write_file(const struct fixture *fx, const char *sub, const char *name, const void *buf,
+                       size_t len)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/spool/%s/%s", fx->dir, sub, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static char rcpt_a[] = "alice@example.com";
+static char *rcpts[1] = {rcpt_a};
+
+static void fill_env(struct spool_envelope *env)
+{
+    memset(env, 0, sizeof *env);
+    env->received_ms = 1700000000123;
+    snprintf(env->sender, sizeof env->sender, "sender@example.com");
+    env->rcpts = rcpts;
+    env->n_rcpts = 1;
+    snprintf(env->auth_user, sizeof env->auth_user, "user@tenant.example");
+    snprintf(env->tenant, sizeof env->tenant, "tenant.example");
+    snprintf(env->client_ip, sizeof env->client_ip, "127.0.0.1");
+    snprintf(env->session, sizeof env->session, "0123456789ABCDEF");
+    snprintf(env->body, sizeof env->body, "8BITMIME");
+}
+
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, failed;
+};
+
+static void on_done(void *arg, int err, const char *id)
+{
+    struct waiter *w = arg;
+    (void)id;
+    pthread_mutex_lock(&w->lock);
+    w->done++;
+    if (err != 0)
+        w->failed++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void waiter_init(struct waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+}
+
+static void wait_for(struct waiter *w, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_SECONDS;
+    pthread_mutex_lock(&w->lock);
+    while (w->done < n)
+        assert_int_equal(pthread_cond_timedwait(&w->cond, &w->lock, &until), 0);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The bytes message i consists of (size octets, CRLF lines). */
+static void message(unsigned char *buf, size_t size, int i)
+{
+    for (size_t k = 0; k < size; k++)
+        buf[k] = (k % 64 == 62)   ? '\r'
+                 : (k % 64 == 63) ? '\n'
+                                  : (unsigned char)('a' + (i + k) % 26);
+}
+
+/* Commits one message of `size` octets; returns its queue id in id. */
+static void submit(struct fixture *fx, struct waiter *w, size_t size, int i,
+                   char id[QUEUE_ID_LEN + 1])
+{
+    struct spool_envelope env;
+    unsigned char *buf = malloc(size + 1);
+    assert_non_null(buf);
+    fill_env(&env);
+    struct spool_file *f = spool_create(fx->spool, &env, fx->err, sizeof fx->err);
+    assert_non_null(f);
+    message(buf, size, i);
+    for (size_t off = 0; off < size; off += 1000)
+        assert_int_equal(spool_write(f, buf + off, size - off < 1000 ? size - off : 1000), 0);
+    memcpy(id, spool_file_id(f), QUEUE_ID_LEN + 1);
+    spool_commit(f, on_done, w);
+    free(buf);
+}
+
+/* queue/ID holds exactly message i of `size` octets after its envelope. */
+static void assert_queued(struct fixture *fx, const char *id, size_t size, int i)
+{
+    struct spool_envelope env;
+    long off;
+    static unsigned char got[300000], want[300000];
+    assert_int_equal(spool_load(fx->spool, id, &env, &off), 0);
+    assert_int_equal(env.size, size);
+    assert_string_equal(env.rcpts[0], "alice@example.com");
+    spool_envelope_free(&env);
+    size_t n = read_file(fx, "queue", id, got, sizeof got);
+    assert_int_equal(n, (size_t)off + size);
+    message(want, size, i);
+    assert_memory_equal(got + off, want, size);
+}
+
+/* ---- codec ---- */
+
+static size_t make_record(unsigned char *out, const char *id, const char *payload)
+{
+    size_t len = strlen(payload);
+    char header[JOURNAL_HEADER_LEN];
+    journal_header(header, id, payload, len / 2, payload + len / 2, len - len / 2);
+    memcpy(out, header, JOURNAL_HEADER_LEN);
+    memcpy(out + JOURNAL_HEADER_LEN, payload, len);
+    return JOURNAL_HEADER_LEN + len;
+}
+
+static void test_codec_round_trip(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    size_t n = make_record(buf, "0123456789ABCDEF", "SUBMITD-QUEUE 1\n{}\nhello\r\n");
+    n += make_record(buf + n, "00000000000000FF", "");
+    struct journal_record r;
+    size_t off = 0;
+    assert_int_equal(journal_next(buf, n, &off, &r), 1);
+    assert_string_equal(r.id, "0123456789ABCDEF");
+    assert_int_equal(r.len, 26);
+    assert_memory_equal(r.payload, "SUBMITD-QUEUE 1\n{}\nhello\r\n", 26);
+    assert_int_equal(journal_next(buf, n, &off, &r), 1);
+    assert_string_equal(r.id, "00000000000000FF");
+    assert_int_equal(r.len, 0);
+    assert_int_equal(journal_next(buf, n, &off, &r), 0);
+    assert_int_equal(off, n);
+}
+
+static void test_codec_every_truncation(void **state)
+{
+    (void)state;
+    unsigned char buf[512];
+    size_t n = make_record(buf, "0123456789ABCDEF", "some payload\r\n.\r\n");
+    for (size_t cut = 1; cut < n; cut++) {
+        struct journal_record r;
+        size_t off = 0;
+        assert_int_equal(journal_next(buf, cut, &off, &r), -1);
+        assert_int_equal(off, 0);
+    }
+}
+
+static void test_codec_every_flip(void **state)
+{
+    (void)state;
+    unsigned char buf[512];
+    size_t n = make_record(buf, "0123456789ABCDEF", "payload");
+    for (size_t i = 0; i < n; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            struct journal_record r;
+            size_t off = 0;
+            buf[i] ^= (unsigned char)(1 << bit);
+            assert_int_equal(journal_next(buf, n, &off, &r), -1);
+            buf[i] ^= (unsigned char)(1 << bit);
+        }
+    /* zeros where a record should be (a file extended by a crash) are damage, not an end */
+    memset(buf, 0, 100);
+    size_t off = 0;
+    struct journal_record r;
+    assert_int_equal(journal_next(buf, 100, &off, &r), -1);
+}
+
+/* ---- the spool with its journal ---- */
+
+static void test_commits_reach_queue(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    char ids[20][QUEUE_ID_LEN + 1];
+    static const size_t sizes[] = {0, 1, 4096, 65535, 65536, 65537, 200000};
+    const int n = (int)(sizeof sizes / sizeof sizes[0]);
+    waiter_init(&w);
+    assert_int_equal(spool_start(fx->spool), 0);
+    for (int i = 0; i < n; i++)
+        submit(fx, &w, sizes[i], i, ids[i]);
+    wait_for(&w, n);
+    assert_int_equal(w.failed, 0);
+    spool_close(fx->spool); /* drains the materializer */
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    assert_int_equal(count_files(fx, "queue"), n);
+    assert_int_equal(count_files(fx, "tmp"), 0);
+    assert_int_equal(count_files(fx, "journal"), 0);
+    for (int i = 0; i < n; i++)
+        assert_queued(fx, ids[i], sizes[i], i);
+}
+
+/* While the server runs, the journal is emptied once its records are in queue/. */
+static void test_journal_emptied_while_running(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    char id[QUEUE_ID_LEN + 1];
+    waiter_init(&w);
+    assert_int_equal(spool_start(fx->spool), 0);
+    for (int i = 0; i < 10; i++)
+        submit(fx, &w, 100, i, id);
+    wait_for(&w, 10);
+    for (int tries = 0; tries < 500 && count_files(fx, "queue") < 10; tries++)
+        usleep(10000);
+    assert_int_equal(count_files(fx, "queue"), 10);
+    /* the segment is kept for the next batch, but empty */
+    unsigned char buf[64];
+    char path[160];
+    struct stat st;
+    DIR *d;
+    struct dirent *de;
+    snprintf(path, sizeof path, "%s/spool/journal", fx->dir);
+    for (int tries = 0; tries < 500; tries++) {
+        off_t total = 0;
+        d = opendir(path);
+        assert_non_null(d);
+        while ((de = readdir(d)) != NULL) {
+            char p2[300];
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(p2, sizeof p2, "%s/%s", path, de->d_name);
+            assert_int_equal(stat(p2, &st), 0);
+            total += st.st_size;
+        }
+        closedir(d);
+        if (total == 0)
+            return;
+        usleep(10000);
+    }
+    (void)buf;
+    fail_msg("the journal still holds records after they reached queue/");
+}
+
+static void test_replay_after_crash(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char seg[4096], seg2[1024], got[512];
+    const char *p1 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000001\"}\nfirst\r\n";
+    const char *p2 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000002\"}\nsecond\r\n";
+    const char *p3 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000003\"}\nthird\r\n";
+    const char *p4 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000004\"}\nfourth\r\n";
+    size_t n = 0, n2;
+    spool_close(fx->spool);
+    fx->spool = NULL;
+    n += make_record(seg + n, "0000000000000001", p1);
+    n += make_record(seg + n, "0000000000000002", p2);
+    size_t torn_at = n;
+    n += make_record(seg + n, "0000000000000003", p3);
+    write_file(fx, "journal", "0000000000000010", seg, torn_at + 30); /* 3 torn */
+    n2 = make_record(seg2, "0000000000000004", p4);
+    write_file(fx, "journal", "0000000000000011", seg2, n2);
+    /* record 1 reached queue/ before the crash: it must not be written again */
+    write_file(fx, "queue", "0000000000000001", "already there", 13);
+    write_file(fx, "journal", "not-a-segment", "x", 1);
+
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 2); /* 2 and 4 */
+    assert_int_equal(read_file(fx, "queue", "0000000000000001", got, sizeof got), 13);
+    assert_int_equal(read_file(fx, "queue", "0000000000000002", got, sizeof got), strlen(p2));
+    assert_memory_equal(got, p2, strlen(p2));
+    assert_int_equal(read_file(fx, "queue", "0000000000000004", got, sizeof got), strlen(p4));
+    assert_memory_equal(got, p4, strlen(p4));
+    assert_int_equal(count_files(fx, "queue"), 3);   /* 3 was never acknowledged */
+    assert_int_equal(count_files(fx, "journal"), 1); /* only the stranger is left */
+    assert_int_equal(count_files(fx, "tmp"), 0);
+}
+
+/* submitctl's view: a message acknowledged but not yet written to queue/ is listed and shown
+ * from its journal record. */
+static void test_reader_sees_journal(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    char id[QUEUE_ID_LEN + 1], in_queue[QUEUE_ID_LEN + 1];
+    unsigned char rec[8192];
+    waiter_init(&w);
+    assert_int_equal(spool_start(fx->spool), 0);
+    submit(fx, &w, 300, 7, in_queue); /* a normal message, through to queue/ */
+    wait_for(&w, 1);
+    spool_close(fx->spool);
+    fx->spool = NULL;
+    /* a record as the server writes it, for a message the materializer has not reached */
+    const char *payload_fmt = "SUBMITD-QUEUE 1\n{\"id\":\"%s\",\"received_ms\":1,"
+                              "\"sender\":\"s@example.com\",\"rcpts\":[\"r@example.net\"],"
+                              "\"auth_user\":\"s@example.com\",\"tenant\":\"example.com\","
+                              "\"client_ip\":\"::1\",\"helo\":\"h\",\"session\":\"S\","
+                              "\"body\":\"7BIT\",\"client_port\":1,\"smtputf8\":false}\n"
+                              "Subject: journal only\r\n\r\nhi\r\n";
+    char payload[1024];
+    snprintf(id, sizeof id, "%s", "0000000000000ABC");
+    snprintf(payload, sizeof payload, payload_fmt, id);
+    size_t n = make_record(rec, id, payload);
+    write_file(fx, "journal", "00000000000000AA", rec, n);
+
+    struct spool *reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(reader);
+    assert_int_equal(spool_list(reader, NULL, NULL), 2);
+    struct spool_envelope env;
+    long off;
+    assert_int_equal(spool_load(reader, id, &env, &off), 0);
+    assert_string_equal(env.rcpts[0], "r@example.net");
+    assert_int_equal(env.size, strlen("Subject: journal only\r\n\r\nhi\r\n"));
+    spool_envelope_free(&env);
+    FILE *fp = spool_open_message(reader, id);
+    assert_non_null(fp);
+    char line[64];
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_string_equal(line, "Subject: journal only\r\n");
+    fclose(fp);
+    errno = 0;
+    assert_int_equal(spool_load(reader, "0000000000000ABD", &env, &off), -1);
+    assert_int_equal(errno, ENOENT);
+    spool_close(reader);
+    assert_int_equal(count_files(fx, "journal"), 1);          /* a reader changes nothing */
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err); /* the server replays it */
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 1);
+    assert_int_equal(count_files(fx, "journal"), 0);
+    assert_int_equal(spool_list(fx->spool, NULL, NULL), 2);
+}
+
+#define CONC_THREADS 8
+#define CONC_EACH 100
+
+struct producer {
+    struct fixture *fx;
+    struct waiter *w;
+    int index;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    char id[QUEUE_ID_LEN + 1];
+    for (int i = 0; i < CONC_EACH; i++)
+        submit(p->fx, p->w, (size_t)(100 + (p->index * CONC_EACH + i) % 5000),
+               p->index * CONC_EACH + i, id);
+    return NULL;
+}
+
+static void test_concurrent_through_journal(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    struct producer prod[CONC_THREADS];
+    pthread_t th[CONC_THREADS];
+    waiter_init(&w);
+    assert_int_equal(spool_start(fx->spool), 0);
+    for (int i = 0; i < CONC_THREADS; i++) {
+        prod[i] = (struct producer){fx, &w, i};
+        assert_int_equal(pthread_create(&th[i], NULL, produce, &prod[i]), 0);
+    }
+    for (int i = 0; i < CONC_THREADS; i++)
+        pthread_join(th[i], NULL);
+    wait_for(&w, CONC_THREADS * CONC_EACH);
+    assert_int_equal(w.failed, 0);
+    assert_true(spool_batches(fx->spool) < CONC_THREADS * CONC_EACH);
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(count_files(fx, "queue"), CONC_THREADS * CONC_EACH);
+    assert_int_equal(spool_list(fx->spool, NULL, NULL), CONC_THREADS * CONC_EACH);
+    assert_int_equal(count_files(fx, "journal"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_round_trip),
+        cmocka_unit_test(test_codec_every_truncation),
+        cmocka_unit_test(test_codec_every_flip),
+        cmocka_unit_test_setup_teardown(test_commits_reach_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_emptied_while_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_sees_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_through_journal, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
