@@ -91,7 +91,7 @@ fuzz: deps
 	@fuzz/run.sh $(FUZZ_SECONDS)
 
 format:
-	clang-format -i $(LIB_SRC) $(CTL_SRC) src/*.h src/ctl/*.h src/bin/*.c tests/unit/*.c bench/loadgen.c
+	clang-format -i $(LIB_SRC) $(CTL_SRC) src/*.h src/ctl/*.h src/bin/*.c tests/unit/*.c bench/loadgen.c bench/loadgen_idle.c bench/loadgen.h
 
 clean:
 	rm -rf build

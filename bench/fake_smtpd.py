@@ -2,7 +2,8 @@
 submitd (RFC 5321, RFC 3207 STARTTLS, RFC 8314 implicit TLS, RFC 4954/4616 AUTH PLAIN).
 It checks what the client sends (CRLF line ends, command order, AUTH only after TLS unless told
 otherwise, end of data only at CRLF.CRLF) and can inject faults: refusals, dropped connections,
-stalls, malformed replies and slow AUTH. Listens on 127.0.0.1 only; used by test_loadgen.py."""
+stalls, malformed replies, slow AUTH and idle sessions dropped after a timeout. It counts the
+sessions open at once and those not yet authenticated (for loadgen's idle mode). Listens on 127.0.0.1 only; used by test_loadgen.py."""
 
 import base64
 import socket
@@ -13,7 +14,7 @@ import threading
 class FakeSMTPD:
     def __init__(self, user, password, tls=None, implicit=False, cleartext_auth=False,
                  fail_rcpt_every=0, drop_in_data_every=0, stall_data=False,
-                 bad_multiline_eod=False, auth_delay=0.0, port=0):
+                 bad_multiline_eod=False, auth_delay=0.0, idle_timeout=20.0, port=0):
         self.user, self.password = user, password
         self.tls, self.implicit, self.cleartext_auth = tls, implicit, cleartext_auth
         self.fail_rcpt_every = fail_rcpt_every
@@ -21,6 +22,7 @@ class FakeSMTPD:
         self.stall_data = stall_data
         self.bad_multiline_eod = bad_multiline_eod
         self.auth_delay = auth_delay
+        self.idle_timeout = idle_timeout  # a session silent this long is dropped
         self.lock = threading.Lock()
         self.messages = []          # unstuffed message bodies accepted with 250
         self.rcpts = 0
@@ -29,6 +31,9 @@ class FakeSMTPD:
         self.noops = 0
         self.violations = []        # protocol errors the client made
         self.sessions = 0
+        self.open_now = self.open_peak = 0        # sessions connected at once
+        self.unauthed_now = self.unauthed_peak = 0  # of those, not yet authenticated
+        self.auth_users = {}                      # user -> successful AUTHs
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -60,17 +65,27 @@ class FakeSMTPD:
             self.violations.append(what)
 
     def _session_safe(self, conn):
-        conn.settimeout(20)
+        conn.settimeout(self.idle_timeout)
         open_socks = [conn]  # the raw socket, then the TLS one wrapping it
+        authed = [False]     # set by _session at 235
+        self._count(1, 1)
         try:
-            self._session(conn, open_socks)
+            self._session(conn, open_socks, authed)
         except (OSError, ssl.SSLError):
             pass
         finally:
             for s in reversed(open_socks):
                 s.close()
+            self._count(-1, 0 if authed[0] else -1)
 
-    def _session(self, conn, open_socks):
+    def _count(self, d_open, d_unauthed):
+        with self.lock:
+            self.open_now += d_open
+            self.unauthed_now += d_unauthed
+            self.open_peak = max(self.open_peak, self.open_now)
+            self.unauthed_peak = max(self.unauthed_peak, self.unauthed_now)
+
+    def _session(self, conn, open_socks, counted_authed):
         with self.lock:
             self.sessions += 1
             session_no = self.sessions
@@ -133,6 +148,11 @@ class FakeSMTPD:
                     authed = True
                     with self.lock:
                         self.auths_ok += 1
+                        user = got[1].decode("utf-8", "replace")
+                        self.auth_users[user] = self.auth_users.get(user, 0) + 1
+                    if not counted_authed[0]:
+                        counted_authed[0] = True
+                        self._count(0, -1)
                     send("235 2.7.0 Authentication successful")
                 else:
                     with self.lock:

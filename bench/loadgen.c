@@ -11,7 +11,12 @@
  *   noop  --clients threads repeatedly connect and AUTH (AUTH latency is reported) while one more
  *         client, authenticated once, sends NOOPs and reports their round-trip time: it shows
  *         whether password hashing stalls other sessions.
- * Every run is bounded in count (--connections, --noops) and in time (--duration, --timeout).
+ *   idle  one thread with non-blocking sockets and epoll (loadgen_idle.c) opens --connections
+ *         sessions up to their 235, --inflight at a time, holds them all open for --hold seconds
+ *         sending nothing (the caller samples the server's memory meanwhile: --ready-file),
+ *         then QUITs them: memory per idle authenticated connection.
+ * Every run is bounded in count (--connections, --noops) and in time (--duration, --timeout,
+ * --hold). Built together with loadgen_idle.c (shared declarations in loadgen.h).
  * The last line of output is "RESULT key=value ..." for scripts; the exit status is 0 when
  * nothing failed, 1 when something did, 2 on bad usage. `loadgen --self-test` tests the pure
  * parts (dot-stuffing, reply parsing, message generation, percentiles, the PLAIN blob). */
@@ -40,49 +45,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
+
 #define LG_CLIENTS_MAX 1024
 #define LG_DURATION_MAX 3600 /* seconds: no run may ask for more */
 #define LG_CONNECTIONS_MAX 1000000
 #define LG_MSG_SIZE_MIN 256
 #define LG_MSG_SIZE_MAX (16 * 1024 * 1024)
-#define LG_LINE_MAX 1024       /* a reply line: 512 by RFC 5321 4.5.3.1.5, with slack */
 #define LG_REPLY_TEXT_MAX 4096 /* all lines of one (EHLO) reply */
 #define LG_BODY_LINE_LEN 76    /* characters per generated body line */
-#define LG_CODE_IO 0           /* failure slot for I/O errors, timeouts, malformed replies */
-
-enum lg_tls { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_IMPLICIT };
-enum lg_mode { LG_MODE_MAIL, LG_MODE_NOOP };
-
-struct lg_opts {
-    const char *host;
-    const char *port;
-    enum lg_tls tls;
-    enum lg_mode mode;
-    const char *user; /* "%d" is replaced by the client's index */
-    const char *password;
-    const char *from; /* default: the user */
-    const char *rcpt; /* default: the user */
-    const char *helo;
-    const char *cafile; /* verify the server against it; default: no verification */
-    int clients;
-    int per_conn;
-    long connections;
-    double duration;
-    int timeout;
-    size_t size;
-    bool auth;
-    long noops;
-    int noop_interval_ms;
-    bool verbose;
-    bool sync_start;
-    long server_pid;     /* --sync-start: the server's CPU time is sampled at the barrier and end */
-    const char *cpu_cmd; /* like server_pid, but a shell command that prints the CPU ms */
-};
-
-struct lg_vec {
-    double *v;
-    size_t n, cap;
-};
 
 struct lg_stats {
     struct lg_vec txn, conn, auth, noop;
@@ -120,7 +91,7 @@ struct lg_client {
     pthread_t tid;
 };
 
-static double lg_now_ms(void)
+double lg_now_ms(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
@@ -182,7 +153,7 @@ static double lg_server_cpu_ms(const struct lg_opts *o)
     return o->cpu_cmd != NULL ? lg_cmd_cpu_ms(o->cpu_cmd) : lg_proc_cpu_ms(o->server_pid);
 }
 
-static void lg_vec_push(struct lg_vec *v, double x)
+void lg_vec_push(struct lg_vec *v, double x)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 256;
@@ -226,7 +197,7 @@ static double lg_percentile(const struct lg_vec *v, double p)
 
 /* Parses one reply line: "DDD " (last line), "DDD-" (more follow) or "DDD" alone (last).
  * Returns the code, or -1 when the line is not a reply line. */
-static int lg_parse_reply_line(const char *line, bool *last)
+int lg_parse_reply_line(const char *line, bool *last)
 {
     for (int i = 0; i < 3; i++)
         if (line[i] < '0' || line[i] > '9')
@@ -293,7 +264,7 @@ static int lg_make_message(size_t size, const char *from, const char *rcpt, char
 }
 
 /* base64("" NUL user NUL password) into out (NUL-terminated). Returns 0, or -1 when too long. */
-static int lg_plain_blob(const char *user, const char *password, char *out, size_t outlen)
+int lg_plain_blob(const char *user, const char *password, char *out, size_t outlen)
 {
     unsigned char raw[1024];
     size_t ul = strlen(user), pl = strlen(password);
@@ -309,7 +280,7 @@ static int lg_plain_blob(const char *user, const char *password, char *out, size
 }
 
 /* Replaces the first "%d" in pattern with index. */
-static void lg_expand_user(const char *pattern, int index, char *out, size_t outlen)
+void lg_expand_user(const char *pattern, int index, char *out, size_t outlen)
 {
     const char *p = strstr(pattern, "%d");
     if (p == NULL) {
@@ -321,7 +292,7 @@ static void lg_expand_user(const char *pattern, int index, char *out, size_t out
 
 /* True when an EHLO reply (lines joined by '\n', each "250-KEYWORD params") has the keyword,
  * and, when param is not NULL, that parameter after it. */
-static bool lg_ehlo_has(const char *text, const char *keyword, const char *param)
+bool lg_ehlo_has(const char *text, const char *keyword, const char *param)
 {
     size_t kl = strlen(keyword);
     for (const char *line = text; line != NULL && *line != '\0';) {
@@ -875,7 +846,7 @@ static void lg_usage(FILE *f)
             "  --host HOST            server address (default 127.0.0.1)\n"
             "  --port PORT            server port\n"
             "  --tls none|starttls|implicit   (default starttls)\n"
-            "  --mode mail|noop       (default mail)\n"
+            "  --mode mail|noop|idle  (default mail)\n"
             "  --user ADDRESS         SASL user and default sender; %%d = client index\n"
             "  --password PW          (default: $LOADGEN_PASSWORD)\n"
             "  --from ADDR --rcpt ADDR   envelope (default: the user)\n"
@@ -897,6 +868,11 @@ static void lg_usage(FILE *f)
             "                         from then on (from /proc/PID/stat)\n"
             "  --cpu-cmd CMD          like --server-pid for a server of several processes: the\n"
             "                         shell command CMD prints the server's CPU ms so far\n"
+            "  --hold S               idle mode: hold the open connections S seconds (default 30)\n"
+            "  --inflight N           idle mode: at most N sessions between connect and 235\n"
+            "                         at once (default 200)\n"
+            "  --ready-file FILE      idle mode: made (\"open=N\") once every connection is\n"
+            "                         open; removing it ends the hold early\n"
             "  --verbose              print each failure\n");
 }
 
@@ -945,7 +921,9 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
                           .size = 4096,
                           .auth = true,
                           .noops = 100000,
-                          .noop_interval_ms = 2};
+                          .noop_interval_ms = 2,
+                          .hold = 30,
+                          .inflight = 200};
     const char *tls = "starttls", *mode = "mail";
     long size = 4096;
     bool help = false;
@@ -974,6 +952,9 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
         {"size", 'l', &size, LG_MSG_SIZE_MIN, LG_MSG_SIZE_MAX},
         {"noops", 'l', &o->noops, 1, 10000000},
         {"noop-interval-ms", 'i', &o->noop_interval_ms, 0, 10000},
+        {"hold", 'd', &o->hold, 0, LG_DURATION_MAX},
+        {"inflight", 'i', &o->inflight, 1, 100000},
+        {"ready-file", 's', &o->ready_file, 0, 0},
     };
     enum { N_DEFS = sizeof(defs) / sizeof(defs[0]) };
     struct option longopts[N_DEFS + 1];
@@ -1015,9 +996,10 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
     }
     o->size = (size_t)size;
     int t = lg_pick(tls, (const char *[]){"none", "starttls", "implicit", NULL});
-    int m = lg_pick(mode, (const char *[]){"mail", "noop", NULL});
+    int m = lg_pick(mode, (const char *[]){"mail", "noop", "idle", NULL});
     if (t < 0 || m < 0) {
-        fprintf(stderr, "loadgen: --tls is none, starttls or implicit; --mode is mail or noop\n");
+        fprintf(stderr,
+                "loadgen: --tls is none, starttls or implicit; --mode is mail, noop or idle\n");
         exit(2);
     }
     o->tls = (enum lg_tls)t;
@@ -1042,6 +1024,10 @@ static void lg_parse_opts(int argc, char **argv, struct lg_opts *o)
     }
     if (o->sync_start && (o->mode != LG_MODE_MAIL || o->connections < o->clients)) {
         fprintf(stderr, "loadgen: --sync-start is for mail mode with connections >= clients\n");
+        exit(2);
+    }
+    if (o->mode == LG_MODE_IDLE && (o->clients == 0 || o->connections == 0)) {
+        fprintf(stderr, "loadgen: --mode idle needs --clients (users) and --connections >= 1\n");
         exit(2);
     }
     if (o->mode == LG_MODE_MAIL && o->clients == 0) {
@@ -1071,7 +1057,7 @@ static SSL_CTX *lg_ssl_ctx(const struct lg_opts *o)
     return ctx;
 }
 
-static void lg_print_lat(const char *name, struct lg_vec *v, double *p50, double *p99)
+void lg_print_lat(const char *name, struct lg_vec *v, double *p50, double *p99)
 {
     if (v->n > 0) /* qsort wants a valid pointer even for no elements */
         qsort(v->v, v->n, sizeof(double), lg_cmp_double);
@@ -1096,6 +1082,11 @@ int main(int argc, char **argv)
     struct lg_run run = {.o = &o};
     if (o.tls != LG_TLS_NONE)
         run.ctx = lg_ssl_ctx(&o);
+    if (o.mode == LG_MODE_IDLE) {
+        int rc = lg_idle_run(&o, run.ctx);
+        SSL_CTX_free(run.ctx);
+        return rc;
+    }
     int n_threads = o.clients + (o.mode == LG_MODE_NOOP ? 1 : 0);
     struct lg_client *cl = calloc((size_t)n_threads, sizeof(*cl));
     if (cl == NULL) {

@@ -3,10 +3,13 @@ Run: python3 -m unittest bench/test_loadgen.py -v   (builds loadgen into a temp 
 Covers: the built-in self-test, plaintext / STARTTLS / implicit TLS sessions, that messages
 arrive intact after dot-stuffing, that refusals, dropped connections, malformed replies and bad
 passwords count as failures and never as successes, that runs are bounded in time, and the
-NOOP-latency mode."""
+NOOP-latency mode, and the idle mode (every connection authenticated and held open at once, at
+most --inflight being opened at a time, the ready file, drops while held, refusals, the file
+descriptor limit)."""
 
 import os
 import re
+import resource
 import shutil
 import ssl
 import subprocess
@@ -34,7 +37,8 @@ def setUpModule():
     subprocess.run(["cc", "-std=c17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wshadow",
                     "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wvla", "-O2", "-g"] +
                    os.environ.get("LOADGEN_SAN", "").split() + ["-o", LOADGEN,
-                    os.path.join(HERE, "loadgen.c")] + [f for f in flags if f] +
+                    os.path.join(HERE, "loadgen.c"), os.path.join(HERE, "loadgen_idle.c")] +
+                   [f for f in flags if f] +
                    ["-pthread", "-lm"], check=True)
     cert, key = os.path.join(TMP, "cert.pem"), os.path.join(TMP, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -236,6 +240,101 @@ class LoadgenTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertEqual(res["noops_ok"], "50")
 
+    def idle(self, srv, *args, password=PASSWORD, user=USER, **popen):
+        env = dict(os.environ, LOADGEN_PASSWORD=password)
+        return subprocess.Popen([LOADGEN, "--mode", "idle", "--port", str(srv.port), "--user",
+                                 user] + list(args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, **popen)
+
+    def finish(self, p, timeout=30):
+        out, err = p.communicate(timeout=timeout)
+        m = re.search(r"^RESULT (.*)$", out, re.M)
+        self.assertTrue(m, out + err)
+        return p.returncode, dict(kv.split("=", 1) for kv in m.group(1).split()), out + err
+
+    def test_idle_mode_holds_every_connection_open_at_once(self):
+        srv = self.server(tls=TLS_CTX, auth_delay=0.02)
+        srv.user = None  # any user: the test checks which ones loadgen used
+        ready = os.path.join(TMP, "ready-holds")
+        t0 = time.monotonic()
+        p = self.idle(srv, "--tls", "starttls", "--connections", "40", "--clients", "3",
+                      "--inflight", "8", "--hold", "60", "--ready-file", ready,
+                      user="idle%d@bench.example")
+        for _ in range(300):
+            if os.path.exists(ready) or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        with open(ready) as f:
+            self.assertEqual(f.read(), "open=40\n")
+        time.sleep(0.3)  # held: nothing is sent, nothing dropped
+        self.assertEqual(srv.open_now, 40)
+        self.assertEqual(srv.unauthed_now, 0)
+        self.assertLessEqual(srv.unauthed_peak, 8)  # --inflight bounds the sessions being opened
+        self.assertEqual(srv.auth_users, {"idle0@bench.example": 14, "idle1@bench.example": 13,
+                                          "idle2@bench.example": 13})
+        os.unlink(ready)  # ends the hold long before 60 s
+        rc, res, out = self.finish(p)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("READY open=40\n", out)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(res["held"], "40")
+        self.assertEqual(res["conns_ok"], "40")
+        self.assertEqual(res["auths_ok"], "40")
+        self.assertEqual(res["failures"], "0")
+        self.assertGreaterEqual(float(res["auth_p50_ms"]), 20)
+        self.assertEqual(srv.violations, [])
+        for _ in range(100):  # every session got its QUIT
+            if srv.open_now == 0:
+                break
+            time.sleep(0.05)
+        self.assertEqual(srv.open_now, 0)
+
+    def test_idle_mode_plaintext_and_implicit_tls(self):
+        for kw, tls in (({"cleartext_auth": True}, "none"),
+                        ({"tls": TLS_CTX, "implicit": True}, "implicit")):
+            srv = self.server(**kw)
+            rc, res, out = self.finish(self.idle(srv, "--tls", tls, "--connections", "25",
+                                                 "--clients", "5", "--hold", "0"))
+            self.assertEqual(rc, 0, out)
+            self.assertEqual((res["held"], res["conns_ok"]), ("25", "25"), out)
+            self.assertEqual(srv.auths_ok, 25)
+            self.assertEqual(srv.open_peak, 25)  # all open at once
+            self.assertEqual(srv.violations, [])
+
+    def test_idle_sessions_dropped_while_held_are_failures(self):
+        srv = self.server(cleartext_auth=True, idle_timeout=0.5)
+        t0 = time.monotonic()
+        rc, res, out = self.finish(self.idle(srv, "--tls", "none", "--connections", "10",
+                                             "--clients", "2", "--hold", "2"))
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(res["held"], "10")
+        self.assertEqual(res["dropped"], "10")
+        self.assertEqual(res["conns_ok"], "0")
+        self.assertEqual(res["failures"], "10")
+        self.assertLess(time.monotonic() - t0, 10)  # --hold bounds it without a ready file
+
+    def test_idle_refused_auth_opens_nothing(self):
+        srv = self.server(cleartext_auth=True)
+        rc, res, out = self.finish(self.idle(srv, "--tls", "none", "--connections", "6",
+                                             "--clients", "2", "--hold", "5",
+                                             password="wrong"))
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(res["held"], "0")
+        self.assertEqual(res["conns_failed"], "6")
+        self.assertIn("535=6", out)
+
+    def test_idle_needs_the_file_descriptors(self):
+        srv = self.server(cleartext_auth=True)
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+        p = self.idle(srv, "--tls", "none", "--connections", "500", preexec_fn=low_limit)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 2, out + err)
+        self.assertIn("RLIMIT_NOFILE is 64", err)
+        self.assertEqual(srv.sessions, 0)
+
     def test_bad_usage(self):
         p = subprocess.run([LOADGEN, "--port", "1", "--user", USER, "--clients", "x"],
                            capture_output=True, text=True)
@@ -245,6 +344,9 @@ class LoadgenTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         p = subprocess.run([LOADGEN, "--port", "1", "--user", USER, "--clients", "4",
                             "--connections", "3", "--sync-start"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        p = subprocess.run([LOADGEN, "--port", "1", "--user", USER, "--mode", "idle",
+                            "--clients", "0"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
 
 

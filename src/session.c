@@ -86,6 +86,14 @@ int64_t session_now_ms(void)
  * past it libevent stops reading and TCP flow control holds the client back. */
 #define SESSION_INPUT_MAX (64 * 1024 + SASL_RESPONSE_MAX)
 
+/* TLS input is read in pieces of at most SESSION_TLS_READ_IDLE between transactions and of
+ * libevent's default 16 KiB inside DATA and BDAT. libevent's TLS filter reserves a whole piece in
+ * the input buffer each time the session drains it, and an idle session keeps that empty
+ * reservation: with the chain header (<= 64 octets on 64-bit) this one fits libevent's smallest
+ * chain, 1 KiB, where 16 KiB takes a 32 KiB allocation (docs/performance.md, scenario d-tls). */
+#define SESSION_TLS_READ_IDLE (1024 - 64)
+#define SESSION_TLS_READ_BULK 16384
+
 /* Replies queued at most before the session stops reading: a client that sends but never reads
  * cannot make the server buffer without bound. */
 #define SESSION_OUTPUT_MAX (256 * 1024)
@@ -387,10 +395,24 @@ static int session_read_line(struct session *s, struct evbuffer *in, char *buf, 
     return 1;
 }
 
+/* Message content over TLS is read in large pieces, everything else in small ones (see
+ * SESSION_TLS_READ_IDLE). */
+static void session_tls_read_size(struct session *s)
+{
+    bool bulk = s->state == SESSION_DATA || s->state == SESSION_BDAT;
+    if (!s->tls || bulk == s->tls_bulk_reads)
+        return;
+    if (bufferevent_set_max_single_read(s->bev,
+                                        bulk ? SESSION_TLS_READ_BULK : SESSION_TLS_READ_IDLE) != 0)
+        log_warn("session=%s event=tls-read-size reason=\"cannot set the read size\"", s->id);
+    s->tls_bulk_reads = bulk;
+}
+
 static void session_process(struct session *s)
 {
     char line[SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER " + 4];
     while (!s->dead && !s->closing) {
+        session_tls_read_size(s);
         struct evbuffer *in = bufferevent_get_input(s->bev);
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_MAX) {
             s->output_blocked = true;
@@ -544,6 +566,9 @@ static struct bufferevent *session_tls_bev(struct session *s, struct event_base 
         return NULL;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    if (bufferevent_set_max_single_read(bev, SESSION_TLS_READ_IDLE) != 0)
+        log_warn("session=%s event=tls-read-size reason=\"cannot set the read size\"", s->id);
+    s->tls_bulk_reads = false;
     return bev;
 }
 

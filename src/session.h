@@ -69,6 +69,7 @@ struct session {
     struct netaddr client;
     enum session_state state;
     bool tls;
+    bool tls_bulk_reads;     /* TLS input read in 16 KiB pieces (DATA, BDAT), else small ones */
     char tls_version[16];
     char tls_cipher[64];
     bool helo_seen;

@@ -148,6 +148,9 @@ SSL_CTX *tls_server_context(const char *cert_path, const char *key_path, char *e
         SSL_CTX_free(ctx);
         return NULL;
     }
+    /* An idle session keeps no 16 KiB read and write buffers: OpenSSL frees each once it is
+     * empty and allocates it again for the next record (scenario d of docs/performance.md). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"submitd", 7);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {

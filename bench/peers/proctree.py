@@ -7,6 +7,8 @@ Dovecot's master; OpenSMTPD's parent; submitd).
                                    every live process in the trees (cutime/cstime hold the time
                                    of children that already exited and were reaped, such as
                                    Postfix smtpd processes that reached max_use)
+  proctree.py mem PID...           prints the memory of the trees now: "PSS RSS PROCESSES", the
+                                   sums in KiB and the number of processes (scenario d)
   proctree.py peak FILE PID...     samples the memory of the trees every 0.1 s until SIGTERM and
                                    keeps the peaks in FILE: "PSS RSS" in KiB. PSS (proportional
                                    set size, /proc/PID/smaps_rollup) counts a page shared by N
@@ -70,6 +72,13 @@ def main():
         roots = [int(x) for x in sys.argv[2:]]
         procs = processes()
         print("%.1f" % (sum(procs[p][1] for p in tree(procs, roots)) * 1000.0 / TICK))
+        return 0
+    if len(sys.argv) >= 3 and sys.argv[1] == "mem":
+        roots = [int(x) for x in sys.argv[2:]]
+        procs = processes()
+        pids = tree(procs, roots)
+        print("%d %d %d" % (sum(pss_kib(p) for p in pids), sum(procs[p][2] for p in pids),
+                            len(pids)))
         return 0
     if len(sys.argv) >= 4 and sys.argv[1] == "peak":
         path, roots = sys.argv[2], [int(x) for x in sys.argv[3:]]
