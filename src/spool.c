@@ -224,6 +224,12 @@ int spool_replayed(const struct spool *s)
     return s->replayed;
 }
 
+void spool_set_ready(struct spool *s, spool_ready_fn fn, void *arg)
+{
+    s->ready = fn;
+    s->ready_arg = arg;
+}
+
 void spool_set_journal(struct spool *s, bool on)
 {
     s->journal = on && s->journal_fd != -1;

@@ -60,6 +60,13 @@ int spool_replayed(const struct spool *s);
 /* Small messages go through the journal (the default; docs/spool.md). Off: every message gets
  * its own file from the start, as a reader's spool does. Call before spool_start. */
 void spool_set_journal(struct spool *s, bool on);
+/* Tells fn (on a spool thread) the id of every committed message once it may be delivered: on
+ * the file path when its commit completes, on the journal path once its record is gone from the
+ * journal (so that a message delivered and removed can never be replayed; docs/spool.md).
+ * Messages already queued at open are not announced: the caller lists them. Call before
+ * spool_start. */
+typedef void (*spool_ready_fn)(const char *queue_id, void *arg);
+void spool_set_ready(struct spool *s, spool_ready_fn fn, void *arg);
 /* How many group commits (batches) have completed; for tests and statistics. */
 uint64_t spool_batches(const struct spool *s);
 

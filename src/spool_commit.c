@@ -69,6 +69,8 @@ void spool_commit_files(struct spool *s, struct spool_file *batch)
         next = f->next;
         if (f->done != NULL)
             f->done(f->arg, f->err, f->id);
+        if (f->err == 0 && s->ready != NULL)
+            s->ready(f->id, s->ready_arg);
         spool_file_free(f);
     }
 }

@@ -28,19 +28,23 @@ struct spool_segment {
     struct spool_segment *next; /* in the closed list */
     int fd;
     char name[24];
-    uint64_t size;         /* octets appended */
-    uint64_t appended;     /* records made durable in it */
-    uint64_t materialized; /* of those, records now in queue/ */
+    uint64_t size;                 /* octets appended */
+    uint64_t appended;             /* records made durable in it */
+    uint64_t materialized;         /* of those, records now in queue/ */
+    char (*ids)[QUEUE_ID_LEN + 1]; /* the materialized ones, announced when it is emptied */
+    size_t n_ids, cap_ids;
 };
 
 struct spool {
-    char *dir;      /* DIR/spool, for error messages */
-    int tmp_fd;     /* DIR/spool/tmp */
-    int queue_fd;   /* DIR/spool/queue */
-    int journal_fd; /* DIR/spool/journal; -1 for a reader */
-    int recovered;  /* files removed from tmp/ at open */
-    int replayed;   /* journal records written to queue/ at open */
-    bool journal;   /* small messages go through the journal (spool_set_journal) */
+    char *dir;            /* DIR/spool, for error messages */
+    int tmp_fd;           /* DIR/spool/tmp */
+    int queue_fd;         /* DIR/spool/queue */
+    int journal_fd;       /* DIR/spool/journal; -1 for a reader */
+    int recovered;        /* files removed from tmp/ at open */
+    int replayed;         /* journal records written to queue/ at open */
+    bool journal;         /* small messages go through the journal (spool_set_journal) */
+    spool_ready_fn ready; /* spool_set_ready */
+    void *ready_arg;
 
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake;  /* pending became non-empty, or stopping was set */

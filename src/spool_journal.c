@@ -283,6 +283,14 @@ static bool tidy_needed(const struct spool *s)
            s->active->materialized == s->active->appended;
 }
 
+/* The records of g are no longer in the journal: their messages may now be delivered. */
+static void announce(struct spool *s, struct spool_segment *g)
+{
+    for (size_t i = 0; i < g->n_ids; i++)
+        s->ready(g->ids[i], s->ready_arg);
+    g->n_ids = 0;
+}
+
 static void tidy(struct spool *s)
 {
     struct spool_segment *gone = NULL, **pp, *g, *reset = NULL;
@@ -314,6 +322,7 @@ static void tidy(struct spool *s)
             reset->next = gone;
             gone = reset;
         } else {
+            announce(s, reset);
             reset->size = reset->appended = reset->materialized = 0;
         }
         pthread_mutex_lock(&s->lock);
@@ -332,8 +341,12 @@ static void tidy(struct spool *s)
     if (fsync(s->journal_fd) == -1)
         log_error("event=journal-failed op=fsync path=\"%s/journal\" error=\"%s\"", s->dir,
                   strerror(errno));
+    else
+        for (g = gone; g != NULL; g = g->next)
+            announce(s, g);
     while ((g = gone) != NULL) {
         gone = g->next;
+        free(g->ids);
         free(g);
     }
 }
@@ -355,7 +368,19 @@ static struct spool_file *materialize(struct spool *s, struct spool_file *batch)
     for (f = batch; f != NULL; f = next) {
         next = f->next;
         if (f->err == 0) {
-            f->segment->materialized++;
+            struct spool_segment *g = f->segment;
+            g->materialized++;
+            if (s->ready != NULL && g->n_ids == g->cap_ids) {
+                size_t cap = g->cap_ids ? g->cap_ids * 2 : 64;
+                void *more = realloc(g->ids, cap * sizeof *g->ids);
+                if (more != NULL) {
+                    g->ids = more;
+                    g->cap_ids = cap;
+                }
+            }
+            /* without memory for the id, the message is found at the next start */
+            if (s->ready != NULL && g->n_ids < g->cap_ids)
+                memcpy(g->ids[g->n_ids++], f->id, QUEUE_ID_LEN + 1);
             s->mat_backlog -= f->head_len + f->used;
             f->next = ok;
             ok = f;
@@ -468,6 +493,7 @@ void spool_journal_stop(struct spool *s)
         close(g->fd);
         if (g->materialized == g->appended && unlinkat(s->journal_fd, g->name, 0) == 0)
             removed = true;
+        free(g->ids);
         free(g);
     }
     if (removed && fsync(s->journal_fd) == -1)

@@ -428,6 +428,93 @@ static void test_reader_sees_journal(void **state)
     assert_int_equal(spool_list(fx->spool, NULL, NULL), 2);
 }
 
+struct ready_log {
+    struct fixture *fx;
+    pthread_mutex_t lock;
+    int n;
+    int in_journal; /* announced while its record was still in the journal: must stay 0 */
+    char ids[300][QUEUE_ID_LEN + 1];
+};
+
+static int find_id(const char *dir, const char *id)
+{
+    /* is the id anywhere in the journal's segments? */
+    char path[200];
+    struct dirent *de;
+    int found = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL && !found) {
+        static unsigned char buf[1 << 20];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        if (fp == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf, fp);
+        fclose(fp);
+        size_t off = 0;
+        struct journal_record r;
+        while (journal_next(buf, n, &off, &r) == 1)
+            if (strcmp(r.id, id) == 0)
+                found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
+static void on_ready(const char *id, void *arg)
+{
+    struct ready_log *l = arg;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/spool/journal", l->fx->dir);
+    int in = find_id(dir, id);
+    char path[200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/spool/queue/%s", l->fx->dir, id);
+    pthread_mutex_lock(&l->lock);
+    if (in || stat(path, &st) != 0)
+        l->in_journal++;
+    if (l->n < 300)
+        memcpy(l->ids[l->n], id, QUEUE_ID_LEN + 1);
+    l->n++;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Delivery may take a message only once the journal no longer holds it (docs/spool.md): the
+ * ready callback comes for every message, journalled or not, after that point. */
+static void test_ready_after_journal(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    static struct ready_log l;
+    char id[QUEUE_ID_LEN + 1];
+    memset(&l, 0, sizeof l);
+    l.fx = fx;
+    pthread_mutex_init(&l.lock, NULL);
+    waiter_init(&w);
+    spool_set_ready(fx->spool, on_ready, &l);
+    assert_int_equal(spool_start(fx->spool), 0);
+    for (int i = 0; i < 60; i++)
+        submit(fx, &w, i % 10 == 9 ? 100000 : 300, i, id); /* some take the file path */
+    wait_for(&w, 60);
+    for (int tries = 0; tries < 1000; tries++) {
+        pthread_mutex_lock(&l.lock);
+        int n = l.n;
+        pthread_mutex_unlock(&l.lock);
+        if (n >= 60)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(l.n, 60);
+    assert_int_equal(l.in_journal, 0);
+    for (int i = 1; i < 60; i++)
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(l.ids[i], l.ids[k]); /* each once */
+}
+
 #define CONC_THREADS 8
 #define CONC_EACH 100
 
@@ -482,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_emptied_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_after_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_through_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
