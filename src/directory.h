@@ -160,6 +160,43 @@ enum dir_status dir_domain_list(struct directory *d, const char *tenant_domain,
  * scope TEXT, identity-claim email|upn|preferred_username|any, max-sessions N,
  * messages-per-minute N, recipients-per-day N, recipients-per-message N (all 1..1000000). */
 
+/* --- delivery routes (one per tenant; docs/delivery.md) --- */
+enum dir_route_kind { ROUTE_NONE = 0, ROUTE_RELAY, ROUTE_LMTP, ROUTE_MAILDIR };
+
+struct dir_route {
+    enum dir_route_kind kind;
+    char host[256];           /* relay, lmtp: name or address */
+    int port;                 /* default 587 (relay) or 24 (lmtp) */
+    char tls[16];             /* "required" (default for relay), "opportunistic", "none"
+                               * (default for lmtp), "implicit" */
+    bool verify;              /* certificate verification; default on */
+    char cafile[1024];        /* "" = the system store */
+    char auth[16];            /* "none" (default), "plain", "login", "xoauth2" */
+    char user[SMTP_PATH_MAX + 1];
+    char secret[1024];        /* plain/login: the password; xoauth2: the client secret. Stored
+                               * as given (it must be presented upstream); never printed */
+    char token_url[1024];     /* xoauth2 */
+    char client_id[256];
+    char scope[512];
+    char grant[24];           /* "client_credentials" (default) or "refresh_token" */
+    char refresh_token[4096]; /* refresh_token grant; replaced when the endpoint rotates it */
+    bool secret_in_body;      /* client_secret_post */
+    char maildir[1024];       /* maildir: the path template (%d, %u, %a) */
+    unsigned max_connections; /* to this route at once; default 10 */
+};
+
+/* DIR_NOTFOUND for an unknown tenant; kind ROUTE_NONE when the tenant has no route. */
+enum dir_status dir_route_get(struct directory *d, const char *tenant_domain,
+                              struct dir_route *out);
+/* Replaces the tenant's route (validated: host/port for relay and lmtp, an absolute template
+ * with at least one of %u/%a for maildir, token_url https (or http on loopback) and client_id
+ * for xoauth2, ...; DIR_INVALID with dir_error() otherwise). kind ROUTE_NONE removes it. */
+enum dir_status dir_route_set(struct directory *d, const char *tenant_domain,
+                              const struct dir_route *r);
+/* Stores a rotated refresh token. */
+enum dir_status dir_route_set_refresh_token(struct directory *d, const char *tenant_domain,
+                                            const char *token);
+
 /* --- mailboxes --- */
 /* The address's domain must be an accepted domain of a tenant (else DIR_INVALID). */
 enum dir_status dir_mailbox_add(struct directory *d, const char *address, const char *hash);

@@ -54,6 +54,24 @@ struct submission_event {
     char last_auth_ref[REF_ID_LEN + 1]; /* the session's last failed AUTH, for 530 5.7.57 */
 };
 
+/* One line of the delivery log: what happened to a recipient of a queued message (or to the
+ * whole message: rcpt "" for held, released, deleted). */
+struct delivery_event {
+    int64_t time_ms;
+    char queue_id[QUEUE_ID_LEN + 1];
+    char ref[REF_ID_LEN + 1]; /* the reference of the submission that queued the message */
+    char rcpt[SMTP_PATH_MAX + 1];
+    char route[12];  /* relay, lmtp, maildir, none */
+    char action[12]; /* delivered, relayed, deferred, bounced, expired, held, released, deleted,
+                      * dsn (a notice was queued: dsn_queue_id) */
+    int attempt;
+    int reply_code;
+    char reply_enhanced[16];
+    char reply_text[512];
+    char remote[300];
+    char dsn_queue_id[QUEUE_ID_LEN + 1];
+};
+
 struct signin_filter {
     const char *mailbox; /* user as given, compared case-insensitively; NULL = any */
     const char *ref;     /* NULL = any */
@@ -76,6 +94,12 @@ int eventlog_query_signins(struct eventlog *l, const struct signin_filter *f,
 /* filter: mailbox matches user or sender; ref as above. */
 int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f,
                                void (*cb)(const struct submission_event *, void *), void *arg);
+
+int eventlog_delivery(struct eventlog *l, const struct delivery_event *e);
+/* Oldest first; key is a queue id or a submission reference (either matches). Returns the
+ * number of rows given to cb, or -1. */
+int eventlog_query_deliveries(struct eventlog *l, const char *key,
+                              void (*cb)(const struct delivery_event *, void *), void *arg);
 
 /* Why the last call on this connection failed (SQLite's message). */
 const char *eventlog_error(struct eventlog *l);

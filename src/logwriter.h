@@ -11,6 +11,7 @@ struct logwriter *logwriter_start(const char *datadir, char *err, size_t errlen)
 /* Copies the event and queues it. Thread-safe. */
 void logwriter_signin(struct logwriter *w, const struct signin_event *e);
 void logwriter_submission(struct logwriter *w, const struct submission_event *e);
+void logwriter_delivery(struct logwriter *w, const struct delivery_event *e);
 /* Writes what is queued, then stops. */
 void logwriter_stop(struct logwriter *w);
 

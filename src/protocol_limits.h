@@ -24,4 +24,14 @@
 /* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including CRLF. */
 #define SMTP_REPLY_LINE_MAX 512
 
+/* RFC 3461 (DSN): ENVID at most 100 characters (4.4), ORCPT at most 500 (4.2); NOTIFY values. */
+#define DSN_ENVID_MAX 100
+#define DSN_ORCPT_MAX 500
+#define DSN_NOTIFY_NEVER 0x1u
+#define DSN_NOTIFY_SUCCESS 0x2u
+#define DSN_NOTIFY_FAILURE 0x4u
+#define DSN_NOTIFY_DELAY 0x8u
+/* MAIL and RCPT lines may carry DSN parameters beyond 512 octets (RFC 3461 5). */
+#define SMTP_DSN_COMMAND_LINE_MAX (SMTP_COMMAND_LINE_MAX + DSN_ENVID_MAX + DSN_ORCPT_MAX + 88)
+
 #endif

@@ -30,6 +30,13 @@ struct spool_envelope {
     char body[16]; /* "7BIT", "8BITMIME", "BINARYMIME" */
     bool smtputf8;
     uint64_t size; /* message octets (spool_load; spool_create ignores it) */
+    /* queue file version 2 (docs/spool.md); version 1 files read as "not given" */
+    char ref[REF_ID_LEN + 1];      /* reference of the accepted submission event, "" none */
+    char envid[DSN_ENVID_MAX + 1]; /* RFC 3461 ENVID, xtext-decoded; "" = not given */
+    char ret[5];                   /* RFC 3461 RET: "FULL", "HDRS" or "" = not given */
+    unsigned *notify; /* n_rcpts entries of DSN_NOTIFY_* bits (0 = not given), or NULL */
+    char **orcpt;     /* n_rcpts entries, each "addr-type;decoded address" or NULL; or NULL */
+    bool is_dsn;      /* a delivery status notification made by this server */
 };
 
 struct spool_entry {
@@ -88,14 +95,31 @@ void spool_commit(struct spool_file *f, spool_done_fn done, void *arg);
 /* Discards a message being written (removes its file). */
 void spool_abort(struct spool_file *f);
 
+/* --- the delivery side (docs/spool.md, "Delivery"): DIR/spool/hold/ holds messages an
+ * administrator held; DIR/spool/state/ID is each message's delivery state (queue_state.h). */
+/* queue/ID -> hold/ID and back, each directory fsynced. -1 with ENOENT when not there. */
+int spool_hold(struct spool *s, const char *queue_id);
+int spool_release(struct spool *s, const char *queue_id);
+bool spool_is_held(struct spool *s, const char *queue_id);
+/* Removes finished (or deleted) messages: unlinks queue/ID or hold/ID of each, fsyncs those
+ * directories once, and only then unlinks their state files, so that after a crash a removed
+ * message never comes back without its state (and is never delivered twice). Returns 0, or -1
+ * with errno; messages that could not be removed stay whole. */
+int spool_remove(struct spool *s, const char *const *queue_ids, size_t n);
+/* Calls cb for every id in queue/ (held false) or hold/ (held true), in id order. At open, a
+ * state file without its message is removed (its message was removed). Returns the count or
+ * -1. */
+int spool_ids(struct spool *s, bool held, void (*cb)(const char *queue_id, void *arg), void *arg);
+
 /* Queue listing, oldest first. Returns the number of messages or -1. */
 int spool_list(struct spool *s, void (*cb)(const struct spool_entry *, void *), void *arg);
-/* Reads one message's envelope; *body_offset is where the message starts in the file.
+/* Reads one message's envelope (from queue/, hold/ or the journal); *body_offset is where the
+ * message starts in the file.
  * Returns 0, -1 with errno ENOENT when there is no such message, or -1. */
 int spool_load(struct spool *s, const char *queue_id, struct spool_envelope *env,
                long *body_offset);
 /* Opens the queued file for reading at the start of the message. */
 FILE *spool_open_message(struct spool *s, const char *queue_id);
-void spool_envelope_free(struct spool_envelope *env); /* frees rcpts */
+void spool_envelope_free(struct spool_envelope *env); /* frees rcpts, notify, orcpt */
 
 #endif

@@ -93,6 +93,12 @@ int spool_write_all(int fd, const void *buf, size_t n);
 int spool_file_materialize(struct spool_file *f);
 void spool_file_free(struct spool_file *f);
 
+/* spool_envelope.c: the envelope line (without its LF) as a malloc'd string, or NULL with a
+ * reason in err; and back (false when it breaks the format or does not name `id`). */
+char *spool_envelope_json(const struct spool_envelope *env, const char *id, char *err,
+                          size_t errlen);
+bool spool_envelope_parse(const char *line, size_t len, const char *id, struct spool_envelope *env);
+
 /* spool_commit.c: makes a batch of files (fd open on tmp/ID, or f->err set) durable in
  * queue/: f->err tells each one's fate; a failed one leaves no file. */
 void spool_sync_files(struct spool *s, struct spool_file *batch);
