@@ -130,6 +130,8 @@ listen = 127.0.0.1:$SD_PLAIN starttls allow-cleartext-auth no-require-tls
 # d and d-tls hold BENCH_IDLE connections from 127.0.0.1 on one listener
 max-connections = $((IDLE + 100))
 max-connections-per-ip = $((IDLE + 100))
+# delivery held, as it is for Postfix: the bench measures submission
+delivery-threads = 0
 EOF
 ctl() { "$SUBMITCTL" -d "$TMP/submitd" "$@" >>"$OUT/setup.log" 2>&1 || {
     tail -n 5 "$OUT/setup.log" >&2; die "submitctl $* failed"; }; }

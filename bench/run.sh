@@ -88,6 +88,8 @@ listen = 127.0.0.1:$PORT_PLAIN starttls allow-cleartext-auth no-require-tls
 # d and d-tls hold BENCH_IDLE connections from 127.0.0.1 on one listener
 max-connections = $((IDLE + 100))
 max-connections-per-ip = $((IDLE + 100))
+# delivery held, as it is for Postfix: the bench measures submission
+delivery-threads = 0
 EOF
 
 # One mailbox per client (bench0 .. benchN, the last for the NOOP prober): the SPEC allows at most

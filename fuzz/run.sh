@@ -19,8 +19,8 @@ CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 
 # name | sources (besides fuzz/fuzz_NAME.c) | pkg-config packages | -max_len
 TARGETS="
-smtp_command|src/smtp_parse.c||600
-sasl|src/sasl.c src/smtp_parse.c|libsodium|9300
+smtp_command|src/smtp_parse.c src/xtext.c||1200
+sasl|src/sasl.c src/smtp_parse.c src/xtext.c|libsodium|9300
 base64|src/base64.c|libsodium|12300
 data_decoder|src/data_decoder.c||4096
 header_scan|src/header_scan.c||4096
@@ -31,6 +31,7 @@ config|src/config.c||4096
 netmask|src/netmask.c||1024
 smtp_reply|src/smtp_reply.c||10000
 doctor_kb|src/doctor_kb.c build/fuzz/gen/kb_data.c|jansson|4096
+smtp_client|src/smtp_client.c src/smtp_reply.c src/base64.c src/xtext.c src/delivery.c|libsodium|4096
 "
 
 want() { # is target $1 selected on the command line (all when none is)?

@@ -40,10 +40,12 @@ struct config_key {
     const char *name;
     enum key_type type;
     uint64_t min, max;
-    uint64_t def; /* for numbers; 0 = computed in config_defaults (cores) */
+    uint64_t def; /* for numbers; DEF_CORES = the number of cores */
     size_t offset;
     size_t size; /* of the field, for strings */
 };
+
+#define DEF_CORES UINT64_MAX
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
@@ -59,8 +61,8 @@ static const struct config_key config_keys[] = {
     {"data-timeout", KEY_UINT, 1, 3600, 180, FIELD(data_timeout)},
     {"max-connections", KEY_UINT, 1, 1000000, 1000, FIELD(max_connections)},
     {"max-connections-per-ip", KEY_UINT, 1, 1000000, 50, FIELD(max_connections_per_ip)},
-    {"io-threads", KEY_UINT, 1, CONFIG_THREADS_MAX, 0, FIELD(io_threads)},
-    {"auth-threads", KEY_UINT, 1, CONFIG_THREADS_MAX, 0, FIELD(auth_threads)},
+    {"io-threads", KEY_UINT, 1, CONFIG_THREADS_MAX, DEF_CORES, FIELD(io_threads)},
+    {"auth-threads", KEY_UINT, 1, CONFIG_THREADS_MAX, DEF_CORES, FIELD(auth_threads)},
     /* 8 KiB is libsodium's crypto_pwhash_MEMLIMIT_MIN (for tests); production wants >= 64M. */
     {"auth-memlimit", KEY_SIZE, 8 * KIB, 4 * GIB, 64 * MIB, FIELD(auth_memlimit)},
     {"tls-cert", KEY_PATH, 1, PATH_MAX - 1, 0, FIELD(tls_cert)},
@@ -74,6 +76,14 @@ static const struct config_key config_keys[] = {
     {"lockout-delay", KEY_UINT, 0, 10000, 500, FIELD(lockout_delay)},
     /* small messages acknowledged from the spool's journal (docs/spool.md) */
     {"spool-journal", KEY_BOOL, 0, 1, 1, FIELD(spool_journal)},
+    /* delivery (docs/delivery.md); times in seconds */
+    /* 0 pauses delivery: messages are queued and kept (maintenance, benchmarks) */
+    {"delivery-threads", KEY_UINT, 0, 1000, 16, FIELD(delivery_threads)},
+    {"queue-lifetime", KEY_UINT, 60, 86400 * 30, 86400 * 5, FIELD(queue_lifetime)},
+    {"retry-min", KEY_UINT, 1, 86400, 300, FIELD(retry_min)},
+    {"retry-max", KEY_UINT, 1, 86400, 4000, FIELD(retry_max)},
+    {"delay-warning", KEY_UINT, 0, 86400 * 30, 0, FIELD(delay_warning)},
+    {"bounce-size-limit", KEY_SIZE, 1 * KIB, 64 * MIB, 50000, FIELD(bounce_size_limit)},
 };
 
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -129,7 +139,7 @@ void config_defaults(struct config *c, const char *datadir)
         const struct config_key *k = &config_keys[i];
         char *field = (char *)c + k->offset;
         if (k->type == KEY_UINT) {
-            unsigned v = k->def != 0 ? (unsigned)k->def : cores();
+            unsigned v = k->def != DEF_CORES ? (unsigned)k->def : cores();
             memcpy(field, &v, sizeof v);
         } else if (k->type == KEY_SIZE) {
             uint64_t v = k->def;

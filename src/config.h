@@ -51,6 +51,12 @@ struct config {
     char user[33];               /* started as root: the user to run as after binding ("" =
                                   * stay, with a warning) */
     bool spool_journal;          /* acknowledge small messages from the journal (default on) */
+    unsigned delivery_threads;   /* deliveries at once, all routes (default 16; 0 = paused) */
+    unsigned queue_lifetime;     /* seconds a message may wait before it bounces (5 days) */
+    unsigned retry_min;          /* first retry after this many seconds (300), doubling ... */
+    unsigned retry_max;          /* ... up to this (4000) */
+    unsigned delay_warning;      /* seconds before a "delayed" notice; 0 = none (default) */
+    uint64_t bounce_size_limit;  /* a bounce returns the whole message up to this (50000) */
     char datadir[PATH_MAX];      /* set by config_load */
 };
 
@@ -64,7 +70,8 @@ void config_defaults(struct config *c, const char *datadir);
  * max-errors, command-timeout, data-timeout, max-connections, max-connections-per-ip, io-threads,
  * auth-threads, auth-memlimit, tls-cert, tls-key, user,
  * lockout-account-failures, lockout-address-failures, lockout-window, lockout-familiar-days,
- * lockout-delay, spool-journal (on/off). Sizes accept K/M/G suffixes; every number has
+ * lockout-delay, spool-journal (on/off), delivery-threads, queue-lifetime, retry-min,
+ * retry-max, delay-warning, bounce-size-limit. Sizes accept K/M/G suffixes; every number has
  * a minimum and maximum. listen = ADDRESS:PORT | [IPV6]:PORT, then "starttls" or "tls", then
  * optional flags "allow-cleartext-auth", "no-require-tls". Returns 0, or -1 with
  * "line N: reason" in err. */

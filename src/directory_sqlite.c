@@ -3,7 +3,8 @@
  * helpers (names, addresses), row loaders, the write transaction (keyed by an address or a
  * domain), the generation counter, the one-snapshot read that every AUTH does (dir_auth_view)
  * and the other reads the server makes (send-as, act-as, app passwords, effective limits). The
- * administrative writes are in directory_admin.c and directory_grants.c. Addresses are RFC 5321
+ * administrative writes are in directory_admin.c and directory_grants.c, the delivery routes in
+ * directory_routes.c. Addresses are RFC 5321
  * 4.1.2 mailboxes (RFC 6531 local parts allowed), domains RFC 1035 / RFC 5321 4.1.2 names,
  * networks RFC 4632 / RFC 4291. The schema is documented in docs/directory.md. One connection per
  * thread; every statement is prepared once per connection and reset after each use. */
@@ -116,6 +117,30 @@ static const char *const dir_migrations[] = {
     " last_used INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (mailbox_id, label),"
     " UNIQUE (mailbox_id, hash));",
+    /* 3: delivery routes, one per tenant (directory_routes.c); secret and refresh_token are
+     * stored as given: they must be presented upstream */
+    "CREATE TABLE routes ("
+    " tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('relay', 'lmtp', 'maildir')),"
+    " host TEXT NOT NULL DEFAULT '',"
+    " port INTEGER NOT NULL DEFAULT 0 CHECK (port BETWEEN 0 AND 65535),"
+    " tls TEXT NOT NULL DEFAULT 'none'"
+    " CHECK (tls IN ('required', 'opportunistic', 'none', 'implicit')),"
+    " verify INTEGER NOT NULL DEFAULT 1 CHECK (verify IN (0, 1)),"
+    " cafile TEXT NOT NULL DEFAULT '',"
+    " auth TEXT NOT NULL DEFAULT 'none' CHECK (auth IN ('none', 'plain', 'login', 'xoauth2')),"
+    " auth_user TEXT NOT NULL DEFAULT '',"
+    " secret TEXT NOT NULL DEFAULT '',"
+    " token_url TEXT NOT NULL DEFAULT '',"
+    " client_id TEXT NOT NULL DEFAULT '',"
+    " scope TEXT NOT NULL DEFAULT '',"
+    " grant_type TEXT NOT NULL DEFAULT ''"
+    " CHECK (grant_type IN ('', 'client_credentials', 'refresh_token')),"
+    " refresh_token TEXT NOT NULL DEFAULT '',"
+    " secret_in_body INTEGER NOT NULL DEFAULT 0 CHECK (secret_in_body IN (0, 1)),"
+    " maildir TEXT NOT NULL DEFAULT '',"
+    " max_connections INTEGER NOT NULL DEFAULT 10 CHECK (max_connections BETWEEN 1 AND 1000),"
+    " updated INTEGER NOT NULL);",
 };
 #define DIR_MIGRATIONS (int)(sizeof dir_migrations / sizeof dir_migrations[0])
 
@@ -129,6 +154,10 @@ static const char *const dir_migrations[] = {
     "password_changed, coalesce(max_sessions, 0), coalesce(messages_per_minute, 0), "              \
     "coalesce(recipients_per_day, 0), coalesce(recipients_per_message, 0)"
 #define RULE_COLS "id, tenant_id, position, action, outside, networks, mailboxes, comment"
+#define ROUTE_COLS                                                                                 \
+    "r.kind, r.host, r.port, r.tls, r.verify, r.cafile, r.auth, r.auth_user, r.secret, "           \
+    "r.token_url, r.client_id, r.scope, r.grant_type, r.refresh_token, r.secret_in_body, "         \
+    "r.maildir, r.max_connections"
 
 static const char *const dir_sql[ST_COUNT] = {
     [ST_BEGIN_READ] = "BEGIN",
@@ -240,6 +269,17 @@ static const char *const dir_sql[ST_COUNT] = {
                        " mailboxes, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_RULE_POSITION] = "SELECT position FROM rules WHERE id = ?1 AND tenant_id = ?2",
     [ST_RULE_DELETE] = "DELETE FROM rules WHERE id = ?1",
+    /* a row for every accepted domain of a tenant; r.kind NULL = no route */
+    [ST_ROUTE_GET] = "SELECT t.id, " ROUTE_COLS " FROM domains d JOIN tenants t"
+                     " ON t.id = d.tenant_id LEFT JOIN routes r ON r.tenant_id = t.id"
+                     " WHERE d.domain = ?1",
+    [ST_ROUTE_PUT] = "INSERT OR REPLACE INTO routes (tenant_id, kind, host, port, tls, verify,"
+                     " cafile, auth, auth_user, secret, token_url, client_id, scope, grant_type,"
+                     " refresh_token, secret_in_body, maildir, max_connections, updated) VALUES"
+                     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                     " ?17, ?18, ?19)",
+    [ST_ROUTE_DELETE] = "DELETE FROM routes WHERE tenant_id = ?1",
+    [ST_ROUTE_REFRESH] = "UPDATE routes SET refresh_token = ?2, updated = ?3 WHERE tenant_id = ?1",
 };
 
 /* --- errors and statements --- */

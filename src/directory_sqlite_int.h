@@ -1,7 +1,7 @@
 /* directory_sqlite_int.h: private to the SQLite directory backend (directory_sqlite.c, the
  * connection, schema, validation and server-side reads; directory_admin.c, the administrative
- * writes; directory_grants.c, send-as and access grants and app passwords). Not for any other
- * module: use directory.h. */
+ * writes; directory_grants.c, send-as and access grants and app passwords; directory_routes.c,
+ * the delivery routes). Not for any other module: use directory.h. */
 #ifndef SUBMITD_DIRECTORY_SQLITE_INT_H
 #define SUBMITD_DIRECTORY_SQLITE_INT_H
 
@@ -66,6 +66,10 @@ enum dir_stmt {
     ST_RULE_INSERT,
     ST_RULE_POSITION,
     ST_RULE_DELETE,
+    ST_ROUTE_GET,
+    ST_ROUTE_PUT,
+    ST_ROUTE_DELETE,
+    ST_ROUTE_REFRESH,
     ST_COUNT
 };
 

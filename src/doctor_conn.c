@@ -386,6 +386,19 @@ enum dconn_status dconn_send(struct dconn *c, const char *line, const char *show
     return st;
 }
 
+enum dconn_status dconn_write(struct dconn *c, const void *buf, size_t len, const char *shown,
+                              char *err, size_t errlen)
+{
+    if (shown != NULL)
+        dtranscript_add(c->t, "C: ", shown);
+    return len == 0 ? DCONN_OK : write_all(c, buf, len, err, errlen);
+}
+
+void dconn_set_timeout(struct dconn *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+
 size_t dconn_buffered(const struct dconn *c)
 {
     return c->in_len;

@@ -53,6 +53,12 @@ enum dconn_status dconn_read_reply(struct dconn *c, struct smtp_reply *r, char *
 /* Sends line + CRLF. The transcript gets `shown` instead when not NULL (masking secrets). */
 enum dconn_status dconn_send(struct dconn *c, const char *line, const char *shown, char *err,
                              size_t errlen);
+/* Sends len octets as they are (a pipelined group of lines, message data: the relay). The
+ * transcript gets `shown` as one line when not NULL, else nothing. */
+enum dconn_status dconn_write(struct dconn *c, const void *buf, size_t len, const char *shown,
+                              char *err, size_t errlen);
+/* Changes the timeout of the operations that follow (RFC 5321 4.5.3.2 differs per stage). */
+void dconn_set_timeout(struct dconn *c, int timeout_ms);
 /* Bytes already received and not yet read as replies (RFC 3207 5: must be none at STARTTLS). */
 size_t dconn_buffered(const struct dconn *c);
 /* The local address as an RFC 5321 address literal ("[192.0.2.1]", "[IPv6:::1]"). */

@@ -1,6 +1,8 @@
-/* eventlog.c: owns the sign-in log and the submission log in DIR/log.db (SQLite, WAL): the schema,
- * writing events (one at a time or batched in one transaction) and querying them newest first
- * by mailbox, reference id (the id printed in SPEC section 4 replies) and time. No secret is a
+/* eventlog.c: owns the sign-in log, the submission log and the delivery log in DIR/log.db
+ * (SQLite, WAL): the schema, writing events (one at a time or batched in one transaction) and
+ * querying them: sign-ins and submissions newest first by mailbox, reference id (the id printed
+ * in SPEC section 4 replies) and time; deliveries oldest first by queue id or by the reference of
+ * the submission that queued the message. No secret is a
  * field of any event. Every string field is bound with its length bounded by its array, so a
  * field the caller forgot to terminate cannot overrun. */
 #include "eventlog.h"
@@ -39,7 +41,14 @@ static const char el_schema[] =
     "CREATE INDEX IF NOT EXISTS submissions_ref ON submissions(ref);"
     "CREATE INDEX IF NOT EXISTS submissions_user_time ON submissions(lower(user), time_ms);"
     "CREATE INDEX IF NOT EXISTS submissions_sender_time ON submissions(lower(sender), time_ms);"
-    "CREATE INDEX IF NOT EXISTS submissions_time ON submissions(time_ms);";
+    "CREATE INDEX IF NOT EXISTS submissions_time ON submissions(time_ms);"
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, queue_id TEXT NOT NULL,"
+    " ref TEXT NOT NULL, rcpt TEXT NOT NULL, route TEXT NOT NULL, action TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL, reply_code INTEGER NOT NULL, reply_enhanced TEXT NOT NULL,"
+    " reply_text TEXT NOT NULL, remote TEXT NOT NULL, dsn_queue_id TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS deliveries_queue_id ON deliveries(queue_id);"
+    "CREATE INDEX IF NOT EXISTS deliveries_ref ON deliveries(ref);";
 
 #define SIGNIN_COLS                                                                                \
     "time_ms, ref, session, client_ip, client_port, listener, tls, mech, user, tenant, success, "  \
@@ -47,6 +56,9 @@ static const char el_schema[] =
 #define SUBMISSION_COLS                                                                            \
     "time_ms, ref, session, client_ip, client_port, user, stage, accepted, reply_code, "           \
     "reply_enhanced, reply_text, sender, recipient, recipients, size, queue_id, last_auth_ref"
+#define DELIVERY_COLS                                                                              \
+    "time_ms, queue_id, ref, rcpt, route, action, attempt, reply_code, reply_enhanced, "           \
+    "reply_text, remote, dsn_queue_id"
 
 /* Query parameters, the same in every variant: ?1 mailbox (lower case) or NULL, ?2 ref or NULL,
  * ?3 since_ms, ?4 limit. Each variant leads with the condition its index serves. */
@@ -62,6 +74,8 @@ enum el_stmt {
     EL_SUBMISSIONS_BY_REF,
     EL_SUBMISSIONS_BY_USER,
     EL_SUBMISSIONS_ALL,
+    EL_INSERT_DELIVERY,
+    EL_DELIVERIES_BY_KEY,
     EL_STMT_COUNT
 };
 
@@ -91,6 +105,14 @@ static const char *const el_sql[EL_STMT_COUNT] = {
     [EL_SUBMISSIONS_ALL] = "SELECT " SUBMISSION_COLS " FROM submissions WHERE time_ms >= ?3"
                            " AND ?1 IS NULL AND ?2 IS NULL"
                            " ORDER BY time_ms DESC, id DESC LIMIT ?4",
+    [EL_INSERT_DELIVERY] = "INSERT INTO deliveries (" DELIVERY_COLS ") VALUES "
+                           "(?,?,?,?,?,?,?,?,?,?,?,?)",
+    /* ?1 a queue id or a reference: the message's own events (by queue id, or by the ref they
+     * carry) and those of the message an accepted submission with that ref queued */
+    [EL_DELIVERIES_BY_KEY] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE queue_id = ?1"
+                             " OR ref = ?1 OR queue_id IN (SELECT queue_id FROM submissions"
+                             " WHERE ref = ?1 AND stage = 'data' AND accepted = 1"
+                             " AND queue_id != '') ORDER BY time_ms, id",
 };
 
 /* The columns of each table, in the order of SIGNIN_COLS and SUBMISSION_COLS, with the event
@@ -113,6 +135,7 @@ struct el_col {
     }
 #define SIGNIN(field) EL_COL(signin_event, field)
 #define SUBMISSION(field) EL_COL(submission_event, field)
+#define DELIVERY(field) EL_COL(delivery_event, field)
 
 static const struct el_col signin_cols[] = {
     SIGNIN(time_ms),    SIGNIN(ref),    SIGNIN(session), SIGNIN(client_ip),  SIGNIN(client_port),
@@ -128,6 +151,12 @@ static const struct el_col submission_cols[] = {
     SUBMISSION(reply_enhanced), SUBMISSION(reply_text),    SUBMISSION(sender),
     SUBMISSION(recipient),      SUBMISSION(recipients),    SUBMISSION(size),
     SUBMISSION(queue_id),       SUBMISSION(last_auth_ref),
+};
+
+static const struct el_col delivery_cols[] = {
+    DELIVERY(time_ms),        DELIVERY(queue_id),   DELIVERY(ref),     DELIVERY(rcpt),
+    DELIVERY(route),          DELIVERY(action),     DELIVERY(attempt), DELIVERY(reply_code),
+    DELIVERY(reply_enhanced), DELIVERY(reply_text), DELIVERY(remote),  DELIVERY(dsn_queue_id),
 };
 
 #define N_COLS(cols) (sizeof(cols) / sizeof((cols)[0]))
@@ -269,6 +298,29 @@ fail:
     return -1;
 }
 
+int eventlog_write_deliveries(struct eventlog *l, const struct delivery_event *const *d, size_t n)
+{
+    if (el_run(l->st[EL_BEGIN]) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *s = l->st[EL_INSERT_DELIVERY];
+        el_bind_row(s, delivery_cols, N_COLS(delivery_cols), d[i]);
+        if (el_run(s) != 0)
+            goto fail;
+    }
+    if (el_run(l->st[EL_COMMIT]) != 0)
+        goto fail;
+    return 0;
+fail:
+    el_run(l->st[EL_ROLLBACK]);
+    return -1;
+}
+
+int eventlog_delivery(struct eventlog *l, const struct delivery_event *e)
+{
+    return eventlog_write_deliveries(l, &e, 1);
+}
+
 int eventlog_signin(struct eventlog *l, const struct signin_event *e)
 {
     return eventlog_write_batch(l, &e, 1, NULL, 0);
@@ -343,6 +395,24 @@ int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct submission_event e = {0};
         el_read_row(s, submission_cols, N_COLS(submission_cols), &e);
+        rows++;
+        cb(&e, arg);
+    }
+    return el_finish(s, rc, rows);
+}
+
+int eventlog_query_deliveries(struct eventlog *l, const char *key,
+                              void (*cb)(const struct delivery_event *, void *), void *arg)
+{
+    if (key[0] == '\0') /* every event without a ref would match */
+        return 0;
+    sqlite3_stmt *s = l->st[EL_DELIVERIES_BY_KEY];
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rows = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct delivery_event e = {0};
+        el_read_row(s, delivery_cols, N_COLS(delivery_cols), &e);
         rows++;
         cb(&e, arg);
     }

@@ -96,6 +96,8 @@ int eventlog_query_submissions(struct eventlog *l, const struct signin_filter *f
                                void (*cb)(const struct submission_event *, void *), void *arg);
 
 int eventlog_delivery(struct eventlog *l, const struct delivery_event *e);
+/* Writes several in one transaction (the log writer batches). 0 or -1. */
+int eventlog_write_deliveries(struct eventlog *l, const struct delivery_event *const *d, size_t n);
 /* Oldest first; key is a queue id or a submission reference (either matches). Returns the
  * number of rows given to cb, or -1. */
 int eventlog_query_deliveries(struct eventlog *l, const char *key,

@@ -1,4 +1,5 @@
-/* logwriter.c: the event-log writer thread: queued events, written in batches. */
+/* logwriter.c: the event-log writer thread: queued events (sign-ins, submissions, deliveries),
+ * written in batches; what a failed write kept is retried every second. */
 #include "logwriter.h"
 
 #include <pthread.h>
@@ -12,11 +13,14 @@
 
 #define BATCH_MAX 256
 
+enum item_kind { ITEM_SUBMISSION = 0, ITEM_SIGNIN, ITEM_DELIVERY };
+
 struct item {
-    bool is_signin;
+    enum item_kind kind;
     union {
         struct signin_event s;
         struct submission_event m;
+        struct delivery_event d;
     } u;
     struct item *next;
 };
@@ -27,7 +31,7 @@ struct logwriter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct item *head, *tail;
-    size_t queued;          /* events held (queued or kept for a retry) */
+    size_t queued; /* events held (queued or kept for a retry) */
     bool stopping;
     unsigned stopping_tries;
 };
@@ -35,39 +39,65 @@ struct logwriter {
 /* Events held in memory at most while the log cannot be written (about 1 KiB each). */
 #define QUEUED_MAX 200000
 
-/* Writes the list in transactions of up to BATCH_MAX events. Returns what could not be written
- * (the failed transaction's events and every later one), for a retry: a reference id a client
- * was given must find its event once the disk has room again. */
+/* Frees the items of list before end (all of them, or all but the deliveries), counting them off
+ * w->queued. Returns the new head: the deliveries kept, then end and what follows. */
+static struct item *free_items(struct logwriter *w, struct item *list, const struct item *end,
+                               bool deliveries_too)
+{
+    struct item *head = NULL, **tail = &head;
+    size_t freed = 0;
+    while (list != end) {
+        struct item *next = list->next;
+        if (deliveries_too || list->kind != ITEM_DELIVERY) {
+            free(list);
+            freed++;
+        } else {
+            *tail = list;
+            tail = &list->next;
+        }
+        list = next;
+    }
+    *tail = list;
+    pthread_mutex_lock(&w->mu);
+    w->queued -= freed;
+    pthread_mutex_unlock(&w->mu);
+    return head;
+}
+
+/* Writes the list in transactions of up to BATCH_MAX events: per chunk, the sign-ins and
+ * submissions in one, then the deliveries in another. Returns what could not be written (the
+ * failed transaction's events and every later one; never one already written), for a retry: a
+ * reference id a client was given must find its event once the disk has room again. */
 static struct item *write_batch(struct logwriter *w, struct item *list)
 {
     while (list) {
         const struct signin_event *s[BATCH_MAX];
         const struct submission_event *m[BATCH_MAX];
-        size_t ns = 0, nm = 0;
+        const struct delivery_event *d[BATCH_MAX];
+        size_t ns = 0, nm = 0, nd = 0;
         struct item *it = list;
-        while (it && ns < BATCH_MAX && nm < BATCH_MAX) {
-            if (it->is_signin)
+        while (it && ns < BATCH_MAX && nm < BATCH_MAX && nd < BATCH_MAX) {
+            if (it->kind == ITEM_SIGNIN)
                 s[ns++] = &it->u.s;
-            else
+            else if (it->kind == ITEM_SUBMISSION)
                 m[nm++] = &it->u.m;
+            else
+                d[nd++] = &it->u.d;
             it = it->next;
         }
-        if (eventlog_write_batch(w->log, s, ns, m, nm) != 0) {
+        if ((ns > 0 || nm > 0) && eventlog_write_batch(w->log, s, ns, m, nm) != 0) {
             log_error("event=eventlog-write-failed signins=%zu submissions=%zu reason=\"%s\" "
                       "action=\"kept, retrying\"",
                       ns, nm, eventlog_error(w->log));
             return list;
         }
-        size_t freed = 0;
-        while (list != it) {
-            struct item *next = list->next;
-            free(list);
-            freed++;
-            list = next;
+        if (nd > 0 && eventlog_write_deliveries(w->log, d, nd) != 0) {
+            log_error("event=eventlog-write-failed deliveries=%zu reason=\"%s\" "
+                      "action=\"kept, retrying\"",
+                      nd, eventlog_error(w->log));
+            return free_items(w, list, it, false); /* keep only what was not written */
         }
-        pthread_mutex_lock(&w->mu);
-        w->queued -= freed;
-        pthread_mutex_unlock(&w->mu);
+        list = free_items(w, list, it, true);
     }
     return NULL;
 }
@@ -83,8 +113,7 @@ static void *logwriter_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            while (!w->stopping &&
-                   pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
+            while (!w->stopping && pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
                 ;
         } else {
             while (!w->head && !w->stopping)
@@ -170,7 +199,7 @@ void logwriter_signin(struct logwriter *w, const struct signin_event *e)
         log_error("event=eventlog-dropped kind=signin ref=%s reason=\"out of memory\"", e->ref);
         return;
     }
-    it->is_signin = true;
+    it->kind = ITEM_SIGNIN;
     it->u.s = *e;
     enqueue(w, it);
 }
@@ -179,11 +208,24 @@ void logwriter_submission(struct logwriter *w, const struct submission_event *e)
 {
     struct item *it = calloc(1, sizeof *it);
     if (!it) {
-        log_error("event=eventlog-dropped kind=submission ref=%s reason=\"out of memory\"",
-                  e->ref);
+        log_error("event=eventlog-dropped kind=submission ref=%s reason=\"out of memory\"", e->ref);
         return;
     }
+    it->kind = ITEM_SUBMISSION;
     it->u.m = *e;
+    enqueue(w, it);
+}
+
+void logwriter_delivery(struct logwriter *w, const struct delivery_event *e)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        log_error("event=eventlog-dropped kind=delivery queue_id=%.*s reason=\"out of memory\"",
+                  QUEUE_ID_LEN, e->queue_id);
+        return;
+    }
+    it->kind = ITEM_DELIVERY;
+    it->u.d = *e;
     enqueue(w, it);
 }
 

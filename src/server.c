@@ -28,6 +28,8 @@
 #include "jwks_cache.h"
 #include "logger.h"
 #include "logwriter.h"
+#include "control.h"
+#include "queue_runner.h"
 #include "loop.h"
 #include "password.h"
 #include "privileges.h"
@@ -464,12 +466,35 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
                  "the journal to the queue after a crash\"",
                  spool_replayed(s->spool));
     spool_set_journal(s->spool, cfg->spool_journal);
+    s->logw = logwriter_start(datadir, err, errlen);
+    if (!s->logw)
+        goto fail;
+    struct queue_runner_params qp = {
+        .datadir = datadir,
+        .hostname = cfg->hostname,
+        .spool = s->spool,
+        .log = s->logw,
+        .threads = cfg->delivery_threads,
+        .lifetime_ms = (int64_t)cfg->queue_lifetime * 1000,
+        .retry_min_ms = (int64_t)cfg->retry_min * 1000,
+        .retry_max_ms = (int64_t)cfg->retry_max * 1000,
+        .delay_warning_ms = (int64_t)cfg->delay_warning * 1000,
+        .bounce_size_limit = (size_t)cfg->bounce_size_limit,
+    };
+    s->runner = queue_runner_new(&qp);
+    if (!s->runner) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    spool_set_ready(s->spool, queue_runner_ready, s->runner);
     if (spool_start(s->spool) != 0) {
         snprintf(err, errlen, "cannot start the spool thread");
         goto fail;
     }
-    s->logw = logwriter_start(datadir, err, errlen);
-    if (!s->logw)
+    if (queue_runner_start(s->runner, err, errlen) != 0)
+        goto fail;
+    s->control = control_start(datadir, queue_runner_control, s->runner, err, errlen);
+    if (!s->control)
         goto fail;
     s->limits = connlimit_new();
     s->quota = quota_new();
@@ -600,6 +625,12 @@ int server_run(struct server *s)
     event_add(st.sighup, NULL);
     event_add(st.sigterm, NULL);
     event_add(st.sigint, NULL);
+    sigset_t sigs; /* blocked by main until now: one that came early is handled at once */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
     log_info("event=ready loops=%u workers=%u", s->n_loops, s->rt->cfg.auth_threads);
     event_base_dispatch(st.base);
     event_free(st.sighup);
@@ -621,8 +652,11 @@ void server_free(struct server *s)
     if (s->loops_running && atomic_load(&s->sessions) > 0)
         server_on_loops(s, shutdown_sessions, s); /* force: the grace period is over */
     /* Finish work in flight: its completions land on the loops, which are still running. */
+    control_stop(s->control);
     jobs_free(s->jobs);
+    queue_runner_stop(s->runner); /* attempts under way finish; notices reach the spool */
     spool_close(s->spool);
+    queue_runner_free(s->runner);
     for (unsigned i = 0; s->loops && i < s->n_loops; i++) {
         if (s->loops[i]) {
             loop_stop_and_join(s->loops[i]);

@@ -50,6 +50,8 @@ struct server {
     size_t n_listeners;
     struct jobs *jobs;           /* directory lookups, password verification */
     struct spool *spool;
+    struct queue_runner *runner; /* delivery */
+    struct control *control;     /* DIR/control.sock */
     struct logwriter *logw;
     struct connlimit *limits;
     struct quota *quota;         /* per-mailbox submission limits */

@@ -196,9 +196,13 @@ void session_tx_reset(struct session *s)
         return;
     if (tx->file)
         spool_abort(tx->file);
-    for (size_t i = 0; i < tx->n_rcpts; i++)
+    for (size_t i = 0; i < tx->n_rcpts; i++) {
         free(tx->rcpts[i]);
+        free(tx->orcpt[i]);
+    }
     free(tx->rcpts);
+    free(tx->notify);
+    free(tx->orcpt);
     free(tx);
     s->tx = NULL;
     atomic_fetch_sub(&s->srv->in_transaction, 1);
@@ -408,6 +412,18 @@ static void session_tls_read_size(struct session *s)
     s->tls_bulk_reads = bulk;
 }
 
+/* The longest command line (with CRLF) a verb may have: 512 (RFC 5321 4.5.3.1.4); MAIL and RCPT
+ * with DSN parameters more (RFC 3461 5); AUTH with an initial response as long as a SASL
+ * response (RFC 4954 4, the read limit). */
+static size_t command_line_max(const char *line, size_t len)
+{
+    if (len >= 5 && strncasecmp(line, "AUTH ", 5) == 0)
+        return SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER " + 2;
+    if (len >= 5 && (strncasecmp(line, "MAIL ", 5) == 0 || strncasecmp(line, "RCPT ", 5) == 0))
+        return SMTP_DSN_COMMAND_LINE_MAX;
+    return SMTP_COMMAND_LINE_MAX;
+}
+
 static void session_process(struct session *s)
 {
     char line[SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER " + 4];
@@ -435,11 +451,10 @@ static void session_process(struct session *s)
             return;
         bool sasl = s->state == SESSION_SASL;
         /* RFC 4954 4: an AUTH command with an initial response may be as long as a SASL
-         * response (12288 octets); every other command line stays within 512. */
+         * response (12288 octets); every other command line stays within its limit. */
         size_t max = SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER ", len = 0;
         int r = session_read_line(s, in, line, max, &len);
-        if (r == 1 && !sasl && len > SMTP_COMMAND_LINE_MAX - 2 &&
-            (len < 5 || strncasecmp(line, "AUTH ", 5) != 0)) {
+        if (r == 1 && !sasl && len > command_line_max(line, len) - 2) {
             sodium_memzero(line, len);
             r = -2;
         }
@@ -720,6 +735,7 @@ static void cmd_ehlo(struct session *s, const struct smtp_command *c)
     lines[n++] = "8BITMIME";
     lines[n++] = "SMTPUTF8";
     lines[n++] = "CHUNKING";
+    lines[n++] = "DSN";
     if (!s->tls)
         lines[n++] = "STARTTLS";
     if (auth && !s->authenticated)

@@ -36,22 +36,27 @@ enum session_state {
 
 /* The mail transaction: from MAIL to the end of DATA/BDAT LAST, or RSET. */
 struct smtp_tx {
-    struct smtp_mail_args mail;
+    struct smtp_mail_args mail; /* with RET and ENVID (RFC 3461 4.3, 4.4) */
     char **rcpts;
+    /* parallel to rcpts (RFC 3461 4.1, 4.2): NOTIFY bits (0 = not given) and ORCPT
+     * ("addr-type;address", NULL = not given) */
+    unsigned *notify;
+    char **orcpt;
     size_t n_rcpts, cap_rcpts;
+    char ref[REF_ID_LEN + 1]; /* reference of the submission, made when the message is opened */
     struct spool_file *file;
     struct data_decoder dec;
     struct header_scan hs;
-    uint64_t size;           /* message octets received (without what we add) */
+    uint64_t size; /* message octets received (without what we add) */
     bool too_big;
-    bool in_data;            /* DATA or BDAT begun: the spool file is open */
-    bool bdat;               /* the message is being sent with BDAT */
-    bool bdat_failed;        /* a BDAT failed: later chunks are read and refused */
+    bool in_data;     /* DATA or BDAT begun: the spool file is open */
+    bool bdat;        /* the message is being sent with BDAT */
+    bool bdat_failed; /* a BDAT failed: later chunks are read and refused */
     /* line checks for BDAT content (DATA has them in the decoder) */
     bool bdat_prev_cr;
     size_t bdat_line_len;
     enum data_error bdat_error;
-    char last2[2];           /* last two message octets written (CRLF at the end?) */
+    char last2[2]; /* last two message octets written (CRLF at the end?) */
 };
 
 struct session {
@@ -69,18 +74,18 @@ struct session {
     struct netaddr client;
     enum session_state state;
     bool tls;
-    bool tls_bulk_reads;     /* TLS input read in 16 KiB pieces (DATA, BDAT), else small ones */
+    bool tls_bulk_reads; /* TLS input read in 16 KiB pieces (DATA, BDAT), else small ones */
     char tls_version[16];
     char tls_cipher[64];
     bool helo_seen;
     bool esmtp;
     char helo[SMTP_DOMAIN_MAX + 1];
     unsigned errors;
-    bool skipping_line;      /* discarding the rest of an over-long line */
+    bool skipping_line; /* discarding the rest of an over-long line */
     bool counted_ip;
-    int pending;             /* jobs in flight that point at this session */
-    bool dead;               /* connection gone; free when pending reaches 0 */
-    bool closing;            /* last reply queued: read nothing more */
+    int pending;               /* jobs in flight that point at this session */
+    bool dead;                 /* connection gone; free when pending reaches 0 */
+    bool closing;              /* last reply queued: read nothing more */
     struct event *close_timer; /* re-checks that the last reply left (TLS filter layers) */
     struct event *idle_timer;  /* RFC 5321 4.5.3.2: no input and no output progress */
     bool output_blocked;       /* reading paused until the client reads our replies */
@@ -92,10 +97,10 @@ struct session {
     int64_t mailbox_id;
     char tenant[SMTP_DOMAIN_MAX + 1];
     struct sasl_exchange *sasl;
-    char last_auth_error[320];  /* "535 5.7.139 Authentication unsuccessful, ..." */
+    char last_auth_error[320]; /* "535 5.7.139 Authentication unsuccessful, ..." */
     char last_auth_ref[REF_ID_LEN + 1];
-    struct dir_limits limits;   /* the authenticated mailbox's effective limits */
-    bool submitting;            /* counted in the mailbox's concurrent sessions (quota) */
+    struct dir_limits limits; /* the authenticated mailbox's effective limits */
+    bool submitting;          /* counted in the mailbox's concurrent sessions (quota) */
     /* OAUTHBEARER failure (RFC 7628 3.2.2): the JSON challenge was sent; the client's dummy
      * response is answered with this reply and reference. */
     bool oauth_failure_pending;

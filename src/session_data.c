@@ -32,6 +32,7 @@ struct commit_job {
     char user[SMTP_PATH_MAX + 1];
     unsigned recipients;
     char queue_id[QUEUE_ID_LEN + 1];
+    char ref[REF_ID_LEN + 1]; /* the submission's reference (also in the envelope) */
     int err;
 };
 
@@ -70,9 +71,10 @@ static void msg_add_missing_fields(struct session *s)
     if (!tx->hs.has_message_id) {
         unsigned char r[8];
         randombytes_buf(r, sizeof r);
-        int n = snprintf(line, sizeof line, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>\r\n",
-                         spool_file_id(tx->file), r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                         r[7], s->rt->cfg.hostname);
+        int n =
+            snprintf(line, sizeof line, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>\r\n",
+                     spool_file_id(tx->file), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                     s->rt->cfg.hostname);
         msg_put(tx, line, (size_t)n);
     }
     if (!tx->hs.has_date) {
@@ -129,15 +131,15 @@ static void msg_received(struct session *s)
         snprintf(tls, sizeof tls, "%s %s; ", s->tls_version, s->tls_cipher);
     char helo[SMTP_DOMAIN_MAX * 4 + 1];
     log_sanitize(s->helo, strlen(s->helo), helo, sizeof helo);
-    int n = snprintf(line, sizeof line,
-                     "Received: from %s (%s port %d)\r\n"
-                     "\tby %s (submitd) with %s id %s\r\n"
-                     "\t(%sauthenticated sender %s)%s%s%s;\r\n"
-                     "\t%s\r\n",
-                     helo, s->peer_literal, s->peer_port, s->rt->cfg.hostname, proto,
-                     spool_file_id(tx->file), tls, s->auth_user,
-                     tx->n_rcpts == 1 ? "\r\n\tfor <" : "",
-                     tx->n_rcpts == 1 ? tx->rcpts[0] : "", tx->n_rcpts == 1 ? ">" : "", date);
+    int n =
+        snprintf(line, sizeof line,
+                 "Received: from %s (%s port %d)\r\n"
+                 "\tby %s (submitd) with %s id %s\r\n"
+                 "\t(%sauthenticated sender %s)%s%s%s;\r\n"
+                 "\t%s\r\n",
+                 helo, s->peer_literal, s->peer_port, s->rt->cfg.hostname, proto,
+                 spool_file_id(tx->file), tls, s->auth_user, tx->n_rcpts == 1 ? "\r\n\tfor <" : "",
+                 tx->n_rcpts == 1 ? tx->rcpts[0] : "", tx->n_rcpts == 1 ? ">" : "", date);
     if (n > 0 && (size_t)n < sizeof line)
         msg_put(tx, line, (size_t)n);
 }
@@ -161,6 +163,18 @@ static bool tx_open(struct session *s, const char *stage)
     snprintf(env.body, sizeof env.body, "%s",
              tx->mail.body == SMTP_BODY_8BITMIME ? "8BITMIME" : "7BIT");
     env.smtputf8 = tx->mail.smtputf8;
+    /* RFC 3461: RET and ENVID for the message, NOTIFY and ORCPT per recipient */
+    snprintf(env.envid, sizeof env.envid, "%s", tx->mail.envid);
+    snprintf(env.ret, sizeof env.ret, "%s",
+             tx->mail.ret == SMTP_RET_FULL   ? "FULL"
+             : tx->mail.ret == SMTP_RET_HDRS ? "HDRS"
+                                             : "");
+    env.notify = tx->notify;
+    env.orcpt = tx->orcpt;
+    /* The accepted submission gets a reference as refusals do: the envelope and the log's
+     * accepted "data" event carry it, so the delivery log can be found from it. */
+    reply_new_id(tx->ref);
+    snprintf(env.ref, sizeof env.ref, "%s", tx->ref);
     char err[256];
     int saved = 0;
     tx->file = spool_create(s->srv->spool, &env, err, sizeof err);
@@ -198,7 +212,7 @@ static void commit_done(void *arg)
     if (j->err == 0) {
         /* counted even when the client is gone: the message is queued */
         quota_record(j->quota, j->user, j->recipients, session_now_ms());
-        log_info("queue=%s event=queued session=%s", j->queue_id, s->id);
+        log_info("queue=%s event=queued session=%s ref=%s", j->queue_id, s->id, j->ref);
     }
     if (!session_job_done(s)) {
         free(j);
@@ -208,12 +222,10 @@ static void commit_done(void *arg)
         char text[64];
         snprintf(text, sizeof text, "OK %s", j->queue_id);
         session_reply_text(s, 250, "2.0.0", text, false);
-        session_log_submission(s, "data", true, 250, "2.0.0", text, NULL, NULL, j->queue_id);
+        session_log_submission(s, "data", true, 250, "2.0.0", text, j->ref, NULL, j->queue_id);
     } else {
-        log_error("session=%s event=spool-commit-failed reason=\"%s\"", s->id,
-                  strerror(j->err));
-        tx_refuse(s, (j->err == ENOSPC || j->err == EDQUOT) ? REPLY_NO_STORAGE
-                                                            : REPLY_LOCAL_ERROR);
+        log_error("session=%s event=spool-commit-failed reason=\"%s\"", s->id, strerror(j->err));
+        tx_refuse(s, (j->err == ENOSPC || j->err == EDQUOT) ? REPLY_NO_STORAGE : REPLY_LOCAL_ERROR);
     }
     free(j);
     session_tx_reset(s);
@@ -243,6 +255,7 @@ static void tx_commit(struct session *s)
     snprintf(j->user, sizeof j->user, "%s", s->auth_user);
     j->recipients = (unsigned)tx->n_rcpts;
     snprintf(j->queue_id, sizeof j->queue_id, "%s", spool_file_id(tx->file));
+    snprintf(j->ref, sizeof j->ref, "%s", tx->ref);
     struct spool_file *f = tx->file;
     tx->file = NULL;
     session_suspend(s);

@@ -1,7 +1,8 @@
 /* session_mail.c: MAIL and RCPT (RFC 5321 4.1.1.2-3, RFC 6409 4 and 5): authentication and TLS
  * required before MAIL (530 5.7.57 with the session's last AUTH failure appended, SPEC 4), the
  * envelope sender checked against the mailbox and its aliases (550 5.7.60, SPEC 4), SIZE at MAIL
- * (RFC 1870), the recipient limit (452 4.5.3). Every refusal carries a reference id that finds it
+ * (RFC 1870), the recipient limit (452 4.5.3), the DSN parameters RET, ENVID, NOTIFY and ORCPT
+ * (RFC 3461 4) kept on the transaction. Every refusal carries a reference id that finds it
  * in the submission log. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,8 +94,8 @@ static void sendas_work(void *job, void *ctx)
 {
     struct sendas_job *j = job;
     struct worker_ctx *w = ctx;
-    j->status = w && w->dir ? dir_may_send_as(w->dir, j->mailbox_id, j->args.address)
-                            : DIR_TEMPFAIL;
+    j->status =
+        w && w->dir ? dir_may_send_as(w->dir, j->mailbox_id, j->args.address) : DIR_TEMPFAIL;
 }
 
 static void sendas_done(void *job)
@@ -147,8 +148,8 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
         }
         s->submitting = true;
     }
-    unsigned wait = quota_message_wait(s->srv->quota, s->auth_user,
-                                       s->limits.messages_per_minute, session_now_ms());
+    unsigned wait = quota_message_wait(s->srv->quota, s->auth_user, s->limits.messages_per_minute,
+                                       session_now_ms());
     if (wait > 0) {
         char extra[96];
         snprintf(extra, sizeof extra, "at most %u messages a minute; try again in %u seconds",
@@ -174,6 +175,47 @@ void cmd_mail(struct session *s, const struct smtp_command *c)
     j->args = args;
     session_suspend(s);
     jobs_submit(s->srv->jobs, s->loop, sendas_work, sendas_done, j);
+}
+
+/* Grows the recipient arrays (address, NOTIFY, ORCPT side by side) to hold one more. */
+static bool rcpt_grow(struct smtp_tx *tx)
+{
+    if (tx->n_rcpts < tx->cap_rcpts)
+        return true;
+    size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 8;
+    char **r = realloc(tx->rcpts, cap * sizeof *r);
+    if (!r)
+        return false;
+    tx->rcpts = r;
+    unsigned *n = realloc(tx->notify, cap * sizeof *n);
+    if (!n)
+        return false;
+    tx->notify = n;
+    char **o = realloc(tx->orcpt, cap * sizeof *o);
+    if (!o)
+        return false;
+    tx->orcpt = o;
+    tx->cap_rcpts = cap;
+    return true;
+}
+
+/* Appends a recipient with its DSN parameters (RFC 3461 4.1, 4.2). */
+static bool rcpt_add(struct smtp_tx *tx, const struct smtp_rcpt_args *args)
+{
+    if (!rcpt_grow(tx))
+        return false;
+    char *addr = strdup(args->address);
+    char *orcpt = args->orcpt[0] ? strdup(args->orcpt) : NULL;
+    if (!addr || (args->orcpt[0] && !orcpt)) {
+        free(addr);
+        free(orcpt);
+        return false;
+    }
+    tx->rcpts[tx->n_rcpts] = addr;
+    tx->notify[tx->n_rcpts] = args->notify;
+    tx->orcpt[tx->n_rcpts] = orcpt;
+    tx->n_rcpts++;
+    return true;
 }
 
 void cmd_rcpt(struct session *s, const struct smtp_command *c)
@@ -207,21 +249,9 @@ void cmd_rcpt(struct session *s, const struct smtp_command *c)
         mail_refuse(s, "rcpt", REPLY_QUOTA_EXCEEDED, extra, args.address);
         return;
     }
-    if (tx->n_rcpts == tx->cap_rcpts) {
-        size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 8;
-        char **r = realloc(tx->rcpts, cap * sizeof *r);
-        if (!r) {
-            mail_refuse(s, "rcpt", REPLY_LOCAL_ERROR, NULL, args.address);
-            return;
-        }
-        tx->rcpts = r;
-        tx->cap_rcpts = cap;
-    }
-    tx->rcpts[tx->n_rcpts] = strdup(args.address);
-    if (!tx->rcpts[tx->n_rcpts]) {
+    if (!rcpt_add(tx, &args)) {
         mail_refuse(s, "rcpt", REPLY_LOCAL_ERROR, NULL, args.address);
         return;
     }
-    tx->n_rcpts++;
     session_reply(s, REPLY_RCPT_OK, NULL, NULL);
 }

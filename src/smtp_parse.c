@@ -3,7 +3,8 @@
  * allocation.
  * RFC 5321 4.1.1-4.1.2 and 4.5.3.1 (syntax and size limits), RFC 1870 (SIZE), RFC 6152
  * (8BITMIME), RFC 3030 (BDAT, BINARYMIME), RFC 6531 (SMTPUTF8), RFC 3629 (UTF-8), RFC 4954 5
- * (AUTH= on MAIL), RFC 3461 4 (xtext).
+ * (AUTH= on MAIL), RFC 3461 4 (DSN parameters RET, ENVID, NOTIFY, ORCPT; their xtext is
+ * xtext.c's).
  *
  * Lenient where real clients are sloppy: lower-case verbs and keywords, spaces after "FROM:" /
  * "TO:", runs of spaces between parameters, trailing spaces, underscores and a trailing dot in the
@@ -14,6 +15,8 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+
+#include "xtext.h"
 
 /* A mailbox must fit in a path: "<" mailbox ">" is at most SMTP_PATH_MAX octets. */
 #define MAILBOX_MAX (SMTP_PATH_MAX - 2)
@@ -420,41 +423,111 @@ static bool split_param(const char *s, size_t n, size_t *klen, const char **val,
     return true;
 }
 
-static int hex_value(char c)
+/* True when s[0..n) holds only octets in lo..126 (printable US-ASCII from lo). */
+static bool all_printable(const char *s, size_t n, unsigned char lo)
 {
-    if (is_digit((unsigned char)c))
-        return c - '0';
-    c = ascii_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* RFC 3461 4: xtext = *( xchar / hexchar ), hexchar = "+" 2HEX. Lower-case hex is tolerated.
- * The decoded text must be printable ASCII (an address) and fit in SMTP_PATH_MAX octets. */
-static bool xtext_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '+') {
-            if (i + 2 >= n)
-                return false;
-            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c < 33 || c > 126 || o >= SMTP_PATH_MAX)
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < lo || (unsigned char)s[i] > 126)
             return false;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
     return true;
 }
 
-enum mail_param { MP_SIZE = 1, MP_BODY = 2, MP_SMTPUTF8 = 4, MP_AUTH = 8 };
+/* AUTH=xtext (RFC 4954 5): the decoded mailbox is printable ASCII without spaces and fits in
+ * SMTP_PATH_MAX octets. */
+static bool auth_decode(const char *s, size_t n, char *out)
+{
+    size_t len;
+    return xtext_decode(s, n, out, SMTP_PATH_MAX + 1, &len) && all_printable(out, len, 33);
+}
+
+/* ENVID=xtext (RFC 3461 4.4): at most DSN_ENVID_MAX characters as sent; the decoded value is
+ * printable US-ASCII (graphic characters and space). */
+static bool envid_decode(const char *s, size_t n, char *out)
+{
+    size_t len;
+    return n <= DSN_ENVID_MAX && xtext_decode(s, n, out, DSN_ENVID_MAX + 1, &len) &&
+           all_printable(out, len, 32);
+}
+
+/* True when s[0..n) is well-formed UTF-8 without control characters (C0, DEL). */
+static bool utf8_text(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 32 || (unsigned char)s[i] == 127)
+            return false;
+    return smtp_utf8_valid(s, n);
+}
+
+/* ORCPT=addr-type;xtext (RFC 3461 4.2): addr-type is an atom (RFC 5322 3.2.3; "rfc822", or
+ * "utf-8" from RFC 6533, whose utf-8-addr-xtext contains no '+' and so decodes to itself); the
+ * whole value is at most DSN_ORCPT_MAX characters as sent; the address is not empty and decodes
+ * to UTF-8 text. Stored as "addr-type;decoded address". */
+static bool orcpt_decode(const char *s, size_t n, char *out)
+{
+    size_t t = 0, len;
+    if (n > DSN_ORCPT_MAX)
+        return false;
+    while (t < n && s[t] != ';') {
+        if (!is_atext((unsigned char)s[t]))
+            return false;
+        t++;
+    }
+    if (t == 0 || t + 1 >= n)
+        return false; /* no addr-type, no ';', or no address */
+    memcpy(out, s, t + 1);
+    return xtext_decode(s + t + 1, n - t - 1, out + t + 1, DSN_ORCPT_MAX + 1 - (t + 1), &len) &&
+           len > 0 && utf8_text(out + t + 1, len);
+}
+
+/* NOTIFY="NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY") (RFC 3461 4.1), case-insensitive; NEVER
+ * only alone, no word twice, no empty element. An unknown word is SMTP_PARAM_UNKNOWN. */
+static enum smtp_param_status notify_parse(const char *s, size_t n, unsigned *bits)
+{
+    static const struct {
+        const char *word;
+        unsigned bit;
+    } words[] = {{"never", DSN_NOTIFY_NEVER},
+                 {"success", DSN_NOTIFY_SUCCESS},
+                 {"failure", DSN_NOTIFY_FAILURE},
+                 {"delay", DSN_NOTIFY_DELAY}};
+    enum smtp_param_status unknown = SMTP_PARAM_OK;
+    unsigned acc = 0;
+    size_t i = 0;
+    for (;;) {
+        size_t start = i;
+        while (i < n && s[i] != ',')
+            i++;
+        if (i == start)
+            return SMTP_PARAM_SYNTAX; /* empty element: "", ",X", "X,,Y", "X," */
+        unsigned bit = 0;
+        for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+            if (ci_equal(s + start, i - start, words[w].word))
+                bit = words[w].bit;
+        if (bit == 0)
+            unknown = SMTP_PARAM_UNKNOWN;
+        else if (acc & bit)
+            return SMTP_PARAM_SYNTAX;
+        acc |= bit;
+        if (i == n)
+            break;
+        i++; /* the comma */
+    }
+    if ((acc & DSN_NOTIFY_NEVER) && acc != DSN_NOTIFY_NEVER)
+        return SMTP_PARAM_SYNTAX;
+    if (unknown != SMTP_PARAM_OK)
+        return unknown;
+    *bits = acc;
+    return SMTP_PARAM_OK;
+}
+
+enum mail_param {
+    MP_SIZE = 1,
+    MP_BODY = 2,
+    MP_SMTPUTF8 = 4,
+    MP_AUTH = 8,
+    MP_RET = 16,
+    MP_ENVID = 32
+};
 
 static enum smtp_param_status mail_param(const char *s, size_t n, unsigned *seen,
                                          struct smtp_mail_args *out)
@@ -472,6 +545,10 @@ static enum smtp_param_status mail_param(const char *s, size_t n, unsigned *seen
         which = MP_SMTPUTF8;
     else if (ci_equal(s, klen, "auth"))
         which = MP_AUTH;
+    else if (ci_equal(s, klen, "ret"))
+        which = MP_RET;
+    else if (ci_equal(s, klen, "envid"))
+        which = MP_ENVID;
     else
         return SMTP_PARAM_UNKNOWN;
     if (*seen & which)
@@ -498,14 +575,58 @@ static enum smtp_param_status mail_param(const char *s, size_t n, unsigned *seen
             return SMTP_PARAM_SYNTAX;
         out->smtputf8 = true;
         return SMTP_PARAM_OK;
+    case MP_RET:
+        if (val == NULL)
+            return SMTP_PARAM_SYNTAX;
+        if (ci_equal(val, vlen, "full"))
+            out->ret = SMTP_RET_FULL;
+        else if (ci_equal(val, vlen, "hdrs"))
+            out->ret = SMTP_RET_HDRS;
+        else
+            return SMTP_PARAM_UNKNOWN;
+        return SMTP_PARAM_OK;
+    case MP_ENVID:
+        if (val == NULL || !envid_decode(val, vlen, out->envid))
+            return SMTP_PARAM_SYNTAX;
+        return SMTP_PARAM_OK;
     default: /* MP_AUTH */
-        if (val == NULL || !xtext_decode(val, vlen, out->auth))
+        if (val == NULL || !auth_decode(val, vlen, out->auth))
             return SMTP_PARAM_SYNTAX;
         if (strcmp(out->auth, "<>") == 0)
             out->auth[0] = '\0';
         out->has_auth = true;
         return SMTP_PARAM_OK;
     }
+}
+
+enum rcpt_param { RP_NOTIFY = 1, RP_ORCPT = 2 };
+
+static enum smtp_param_status rcpt_param(const char *s, size_t n, unsigned *seen,
+                                         struct smtp_rcpt_args *out)
+{
+    size_t klen, vlen;
+    const char *val;
+    if (!split_param(s, n, &klen, &val, &vlen))
+        return SMTP_PARAM_SYNTAX;
+    unsigned which;
+    if (ci_equal(s, klen, "notify"))
+        which = RP_NOTIFY;
+    else if (ci_equal(s, klen, "orcpt"))
+        which = RP_ORCPT;
+    else
+        return SMTP_PARAM_UNKNOWN;
+    if (*seen & which)
+        return SMTP_PARAM_SYNTAX;
+    *seen |= which;
+    if (val == NULL)
+        return SMTP_PARAM_SYNTAX;
+    if (which == RP_NOTIFY)
+        return notify_parse(val, vlen, &out->notify);
+    if (!orcpt_decode(val, vlen, out->orcpt)) {
+        out->orcpt[0] = '\0';
+        return SMTP_PARAM_SYNTAX;
+    }
+    return SMTP_PARAM_OK;
 }
 
 /* Matches the keyword ("FROM:" / "TO:"), skips the spaces after it and parses the path. */
@@ -564,10 +685,16 @@ enum smtp_param_status smtp_parse_rcpt(const char *arg, size_t len, bool utf8,
     if (!ci_equal(out->address, alen, "postmaster") &&
         !smtp_mailbox_valid(out->address, alen, true))
         return SMTP_PARAM_BAD_ADDRESS;
-    while (i < len && arg[i] == ' ')
-        i++;
-    if (i < len)
-        return SMTP_PARAM_UNKNOWN;
+    unsigned seen = 0;
+    while (i < len) {
+        while (i < len && arg[i] == ' ')
+            i++;
+        size_t start = i;
+        while (i < len && arg[i] != ' ')
+            i++;
+        if (i > start && (st = rcpt_param(arg + start, i - start, &seen, out)) != SMTP_PARAM_OK)
+            return st;
+    }
     if (!utf8 && has_non_ascii(out->address, alen))
         return SMTP_PARAM_UTF8_UNDECLARED;
     return SMTP_PARAM_OK;

@@ -1,7 +1,8 @@
 /* smtp_parse.h: pure parsers for SMTP command lines, MAIL/RCPT paths and parameters, BDAT and
  * EHLO arguments. No I/O, no allocation: each is a function of bytes, unit-tested and fuzzed.
  * RFC 5321 4.1.1-4.1.2 (syntax), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 3030 (BDAT,
- * BINARYMIME), RFC 6531 (SMTPUTF8), RFC 4954 5 (AUTH= on MAIL). */
+ * BINARYMIME), RFC 6531 (SMTPUTF8), RFC 4954 5 (AUTH= on MAIL), RFC 3461 4 (DSN: RET, ENVID on
+ * MAIL; NOTIFY, ORCPT on RCPT). */
 #ifndef SUBMITD_SMTP_PARSE_H
 #define SUBMITD_SMTP_PARSE_H
 
@@ -54,6 +55,9 @@ enum smtp_param_status {
 
 enum smtp_body { SMTP_BODY_7BIT = 0, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME };
 
+/* RFC 3461 4.3 RET: what a failure DSN returns of the message. */
+enum smtp_ret { SMTP_RET_NONE = 0, SMTP_RET_FULL, SMTP_RET_HDRS };
+
 struct smtp_mail_args {
     char
         address[SMTP_PATH_MAX + 1]; /* mailbox without <>, source route dropped; "" = null sender */
@@ -61,24 +65,34 @@ struct smtp_mail_args {
     uint64_t size;
     enum smtp_body body;
     bool smtputf8;
-    bool has_auth;                /* AUTH=<mailbox> (RFC 4954 5), xtext-decoded */
-    char auth[SMTP_PATH_MAX + 1]; /* "" for AUTH=<> */
+    bool has_auth;                 /* AUTH=<mailbox> (RFC 4954 5), xtext-decoded */
+    char auth[SMTP_PATH_MAX + 1];  /* "" for AUTH=<> */
+    enum smtp_ret ret;             /* RET= (RFC 3461 4.3); SMTP_RET_NONE when not given */
+    char envid[DSN_ENVID_MAX + 1]; /* ENVID= (RFC 3461 4.4), xtext-decoded; "" when not given */
 };
 
 struct smtp_rcpt_args {
     char address[SMTP_PATH_MAX + 1]; /* mailbox without <>; "postmaster" alone is allowed */
+    unsigned notify; /* NOTIFY= (RFC 3461 4.1): DSN_NOTIFY_* bits; 0 when not given */
+    /* ORCPT= (RFC 3461 4.2): "addr-type;address", the address xtext-decoded; "" when not given */
+    char orcpt[DSN_ORCPT_MAX + 1];
 };
 
 /* arg is what follows "MAIL " (e.g. "FROM:<a@b.example> SIZE=10"). "FROM:" is matched
  * case-insensitively; spaces between the colon and '<' are tolerated (many devices send them).
- * Parameters: SIZE=digits (at most 20 digits), BODY=7BIT|8BITMIME|BINARYMIME, SMTPUTF8, AUTH=xtext;
- * each at most once, keywords case-insensitive; anything else is SMTP_PARAM_UNKNOWN.
- * A non-ASCII address is accepted only with SMTPUTF8. */
+ * Parameters: SIZE=digits (at most 20 digits), BODY=7BIT|8BITMIME|BINARYMIME, SMTPUTF8, AUTH=xtext,
+ * RET=FULL|HDRS, ENVID=xtext (at most DSN_ENVID_MAX characters as sent; decoded, printable
+ * US-ASCII); each at most once (a repeat is SMTP_PARAM_SYNTAX), keywords and the BODY/RET values
+ * case-insensitive; an unknown keyword, BODY or RET value is SMTP_PARAM_UNKNOWN, a malformed
+ * value SMTP_PARAM_SYNTAX. A non-ASCII address is accepted only with SMTPUTF8. */
 enum smtp_param_status smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *out);
 
-/* arg is what follows "RCPT " (e.g. "TO:<a@b.example>"). No parameters are supported yet (DSN
- * comes with delivery): any parameter is SMTP_PARAM_UNKNOWN. `utf8` says whether the
- * transaction declared SMTPUTF8 (then non-ASCII addresses are allowed). The empty path <> is
+/* arg is what follows "RCPT " (e.g. "TO:<a@b.example> NOTIFY=SUCCESS,FAILURE"). Parameters:
+ * NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (case-insensitive, no repeats, NEVER
+ * only alone); ORCPT=addr-type;xtext (addr-type an atom, at most DSN_ORCPT_MAX characters as sent,
+ * the address decoded: UTF-8 without control characters). Each at most once. An unknown keyword
+ * or NOTIFY word is SMTP_PARAM_UNKNOWN, a malformed value SMTP_PARAM_SYNTAX. `utf8` says whether
+ * the transaction declared SMTPUTF8 (then non-ASCII addresses are allowed). The empty path <> is
  * SMTP_PARAM_BAD_ADDRESS. */
 enum smtp_param_status smtp_parse_rcpt(const char *arg, size_t len, bool utf8,
                                        struct smtp_rcpt_args *out);

@@ -62,6 +62,11 @@ static bool valid_id(const char *id)
     return id[i] == '\0';
 }
 
+bool spool_valid_id(const char *id)
+{
+    return valid_id(id);
+}
+
 static void make_id(struct spool *s, char id[QUEUE_ID_LEN + 1])
 {
     struct timespec ts;
@@ -153,7 +158,7 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
         return NULL;
     }
     snprintf(s->dir, len, "%s/spool", datadir);
-    s->tmp_fd = s->queue_fd = s->journal_fd = -1;
+    s->tmp_fd = s->queue_fd = s->journal_fd = s->hold_fd = s->state_fd = -1;
     s->journal = true;
     s->pending_tail = &s->pending;
     s->mat_tail = &s->mat_pending;
@@ -179,14 +184,20 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
     s->tmp_fd = open_subdir(spool_fd, s->dir, "tmp", &created, err, errlen);
     if (s->tmp_fd != -1)
         s->queue_fd = open_subdir(spool_fd, s->dir, "queue", &created, err, errlen);
+    if (s->queue_fd != -1)
+        s->hold_fd = open_subdir(spool_fd, s->dir, "hold", &created, err, errlen);
+    if (s->hold_fd != -1)
+        s->state_fd = open_subdir(spool_fd, s->dir, "state", &created, err, errlen);
     /* New directories must survive a crash too, or queue/ could vanish with its files. */
-    if (s->queue_fd != -1 && created && fsync(spool_fd) == -1) {
+    if (s->state_fd != -1 && created && fsync(spool_fd) == -1) {
         snprintf(err, errlen, "fsync %s: %s", s->dir, strerror(errno));
         close(spool_fd);
         goto fail;
     }
-    if (s->queue_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1) ||
-        (recover && spool_journal_open(s, spool_fd, err, errlen) == -1)) {
+    /* The journal is replayed before stale state files are sought: a replayed message counts. */
+    if (s->state_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1) ||
+        (recover && spool_journal_open(s, spool_fd, err, errlen) == -1) ||
+        (recover && spool_delivery_recover(s, err, errlen) == -1)) {
         close(spool_fd);
         goto fail;
     }
@@ -508,17 +519,24 @@ static int read_envelope(FILE *fp, const char *id, struct spool_envelope *env, l
     char magic[SPOOL_MAGIC_LEN + 1];
     char *line;
     size_t len;
-    int e;
+    int e, version;
     memset(env, 0, sizeof *env);
-    if (fread(magic, 1, SPOOL_MAGIC_LEN, fp) != SPOOL_MAGIC_LEN ||
-        memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0) {
+    if (fread(magic, 1, SPOOL_MAGIC_LEN, fp) != SPOOL_MAGIC_LEN) {
         errno = ferror(fp) ? EIO : EBADMSG;
+        return -1;
+    }
+    if (memcmp(magic, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0) {
+        version = 2;
+    } else if (memcmp(magic, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) == 0) {
+        version = 1; /* no DSN parameters: read as "not given" */
+    } else {
+        errno = EBADMSG;
         return -1;
     }
     line = read_line(fp, SPOOL_ENVELOPE_MAX, &len);
     if (line == NULL)
         return -1;
-    if (!spool_envelope_parse(line, len - 1, id, env)) {
+    if (!spool_envelope_parse(line, len - 1, id, version, env)) {
         e = errno == ENOMEM ? ENOMEM : EBADMSG;
         free(line);
         spool_envelope_free(env);
@@ -554,9 +572,9 @@ static int find_record(const struct journal_record *r, int64_t mtime_ms, void *a
     return 1;
 }
 
-/* Opens queue/ID for reading, or, when it is not written yet, its journal record (a reader's
- * view: acknowledged messages are listed before the materializer writes them); ENOENT for an
- * id that cannot exist (also stops "../x"). */
+/* Opens queue/ID (or hold/ID, a held message) for reading, or, when it is not written yet, its
+ * journal record (a reader's view: acknowledged messages are listed before the materializer
+ * writes them); ENOENT for an id that cannot exist (also stops "../x"). */
 static FILE *open_queued(struct spool *s, const char *queue_id)
 {
     int fd, e;
@@ -566,6 +584,8 @@ static FILE *open_queued(struct spool *s, const char *queue_id)
         return NULL;
     }
     fd = openat(s->queue_fd, queue_id, O_RDONLY | O_CLOEXEC);
+    if (fd == -1 && errno == ENOENT)
+        fd = openat(s->hold_fd, queue_id, O_RDONLY | O_CLOEXEC);
     if (fd == -1 && errno == ENOENT) {
         struct journal_find jf = {queue_id, -1};
         if (spool_journal_scan(s, find_record, &jf) == -1)
@@ -645,13 +665,12 @@ static int cmp_ids(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-/* Collects the ids in queue/ into a sorted array of QUEUE_ID_LEN + 1 octet strings. */
-static int read_ids(struct spool *s, char **ids, size_t *n)
+int spool_read_ids(int dirfd, char **ids, size_t *n)
 {
     size_t cap = 0;
     struct dirent *de;
     DIR *d;
-    int e, dfd = openat(s->queue_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e, dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     *ids = NULL;
     *n = 0;
     if (dfd == -1)
@@ -746,7 +765,8 @@ int spool_list(struct spool *s, void (*cb)(const struct spool_entry *, void *), 
     size_t n, i, k = 0;
     int count = 0;
     /* The journal first: a message written to queue/ meanwhile is then still found there. */
-    if (spool_journal_scan(s, collect_record, &j) == -1 || read_ids(s, &ids, &n) == -1) {
+    if (spool_journal_scan(s, collect_record, &j) == -1 ||
+        spool_read_ids(s->queue_fd, &ids, &n) == -1) {
         int e = errno;
         free(j.v);
         errno = e;

@@ -158,6 +158,7 @@ void spool_close(struct spool *s)
     spool_journal_stop(s); /* after the commit thread: nothing more reaches the journal */
     if (s->journal_fd != -1)
         close(s->journal_fd);
+    spool_delivery_close(s);
     if (s->tmp_fd != -1)
         close(s->tmp_fd);
     if (s->queue_fd != -1)

@@ -1,5 +1,7 @@
 /* spool_envelope.c: the envelope line of a queue file (docs/spool.md, "File format"): one
- * compact JSON object, written by spool_create and read back by spool_load. */
+ * compact JSON object, written by spool_create (version 2) and read back by spool_load (versions
+ * 1 and 2). Version 2 adds the submission's reference and the RFC 3461 DSN parameters: RET and
+ * ENVID per message, NOTIFY and ORCPT per recipient, and whether the message is itself a DSN. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +23,55 @@ static int set_str(json_t *obj, const char *key, const char *value, char *err, s
         return -1;
     }
     return 0;
+}
+
+/* NOTIFY words in the order they are written (RFC 3461 4.1). */
+static const struct {
+    const char *word;
+    unsigned bit;
+} notify_words[] = {{"NEVER", DSN_NOTIFY_NEVER},
+                    {"SUCCESS", DSN_NOTIFY_SUCCESS},
+                    {"FAILURE", DSN_NOTIFY_FAILURE},
+                    {"DELAY", DSN_NOTIFY_DELAY}};
+#define NOTIFY_WORDS (sizeof notify_words / sizeof notify_words[0])
+
+/* "notify": a list of words per recipient ([] = not given); "orcpt": a string or null each. */
+static int set_dsn_rcpts(json_t *obj, const struct spool_envelope *env, char *err, size_t errlen)
+{
+    /* json_object_set_new takes the reference even when it fails; obj owns both arrays. */
+    json_t *notify = json_array();
+    if (notify == NULL || json_object_set_new(obj, "notify", notify) == -1)
+        goto nomem;
+    json_t *orcpt = json_array();
+    if (orcpt == NULL || json_object_set_new(obj, "orcpt", orcpt) == -1)
+        goto nomem;
+    for (size_t i = 0; i < env->n_rcpts; i++) {
+        unsigned bits = env->notify != NULL ? env->notify[i] : 0;
+        json_t *words = json_array(), *o;
+        if (words == NULL || json_array_append_new(notify, words) == -1)
+            goto nomem;
+        for (size_t w = 0; w < NOTIFY_WORDS; w++)
+            if ((bits & notify_words[w].bit) &&
+                json_array_append_new(words, json_string(notify_words[w].word)) == -1)
+                goto nomem;
+        if (env->orcpt != NULL && env->orcpt[i] != NULL) {
+            o = json_string(env->orcpt[i]);
+            if (o == NULL) {
+                snprintf(err, errlen, "spool envelope: orcpt[%zu] is not valid UTF-8", i);
+                errno = EINVAL;
+                return -1;
+            }
+        } else {
+            o = json_null();
+        }
+        if (json_array_append_new(orcpt, o) == -1)
+            goto nomem;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "spool envelope: out of memory");
+    errno = ENOMEM;
+    return -1;
 }
 
 char *spool_envelope_json(const struct spool_envelope *env, const char *id, char *err,
@@ -57,6 +108,14 @@ char *spool_envelope_json(const struct spool_envelope *env, const char *id, char
         goto fail;
     if (json_object_set_new(obj, "client_port", json_integer(env->client_port)) == -1 ||
         json_object_set_new(obj, "smtputf8", json_boolean(env->smtputf8)) == -1)
+        goto nomem;
+    if (set_str(obj, "ref", env->ref, err, errlen) == -1 ||
+        set_str(obj, "envid", env->envid, err, errlen) == -1 ||
+        set_str(obj, "ret", env->ret, err, errlen) == -1)
+        goto fail;
+    if (set_dsn_rcpts(obj, env, err, errlen) == -1)
+        goto fail;
+    if (json_object_set_new(obj, "is_dsn", json_boolean(env->is_dsn)) == -1)
         goto nomem;
     out = json_dumps(obj, JSON_COMPACT);
     if (out == NULL)
@@ -117,7 +176,67 @@ static bool get_rcpts(json_t *obj, struct spool_envelope *env)
     return true;
 }
 
-bool spool_envelope_parse(const char *line, size_t len, const char *id, struct spool_envelope *env)
+/* One recipient's NOTIFY list: known words, none twice, NEVER only alone. */
+static bool get_notify_list(json_t *list, unsigned *bits)
+{
+    size_t i;
+    json_t *v;
+    *bits = 0;
+    if (!json_is_array(list))
+        return false;
+    json_array_foreach(list, i, v)
+    {
+        unsigned bit = 0;
+        if (!json_is_string(v))
+            return false;
+        for (size_t w = 0; w < NOTIFY_WORDS; w++)
+            if (strcmp(json_string_value(v), notify_words[w].word) == 0)
+                bit = notify_words[w].bit;
+        if (bit == 0 || (*bits & bit))
+            return false;
+        *bits |= bit;
+    }
+    return !(*bits & DSN_NOTIFY_NEVER) || *bits == DSN_NOTIFY_NEVER;
+}
+
+/* Version 2: "ref", "envid", "ret", "notify" and "orcpt" (one entry per recipient), "is_dsn". */
+static bool get_dsn(json_t *obj, struct spool_envelope *env)
+{
+    json_t *notify = json_object_get(obj, "notify"), *orcpt = json_object_get(obj, "orcpt");
+    json_t *is_dsn = json_object_get(obj, "is_dsn");
+    size_t i, n = env->n_rcpts;
+    if (!get_str(obj, "ref", env->ref, sizeof env->ref) ||
+        !get_str(obj, "envid", env->envid, sizeof env->envid) ||
+        !get_str(obj, "ret", env->ret, sizeof env->ret) || !json_is_boolean(is_dsn))
+        return false;
+    if (env->ret[0] != '\0' && strcmp(env->ret, "FULL") != 0 && strcmp(env->ret, "HDRS") != 0)
+        return false;
+    env->is_dsn = json_is_true(is_dsn);
+    if (!json_is_array(notify) || json_array_size(notify) != n || !json_is_array(orcpt) ||
+        json_array_size(orcpt) != n)
+        return false;
+    env->notify = calloc(n > 0 ? n : 1, sizeof *env->notify);
+    env->orcpt = calloc(n > 0 ? n : 1, sizeof *env->orcpt);
+    if (env->notify == NULL || env->orcpt == NULL)
+        return false;
+    for (i = 0; i < n; i++) {
+        json_t *o = json_array_get(orcpt, i);
+        if (!get_notify_list(json_array_get(notify, i), &env->notify[i]))
+            return false;
+        if (json_is_null(o))
+            continue;
+        if (!json_is_string(o) || json_string_length(o) > DSN_ORCPT_MAX ||
+            strlen(json_string_value(o)) != json_string_length(o))
+            return false;
+        env->orcpt[i] = strdup(json_string_value(o));
+        if (env->orcpt[i] == NULL)
+            return false;
+    }
+    return true;
+}
+
+bool spool_envelope_parse(const char *line, size_t len, const char *id, int version,
+                          struct spool_envelope *env)
 {
     json_error_t jerr;
     json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -133,7 +252,8 @@ bool spool_envelope_parse(const char *line, size_t len, const char *id, struct s
               get_str(obj, "client_ip", env->client_ip, sizeof env->client_ip) &&
               get_str(obj, "helo", env->helo, sizeof env->helo) &&
               get_str(obj, "session", env->session, sizeof env->session) &&
-              get_str(obj, "body", env->body, sizeof env->body) && get_rcpts(obj, env);
+              get_str(obj, "body", env->body, sizeof env->body) && get_rcpts(obj, env) &&
+              (version < 2 || get_dsn(obj, env));
     if (ok) {
         json_int_t p = json_integer_value(port);
         ok = p >= 0 && p <= 65535;
@@ -151,7 +271,14 @@ void spool_envelope_free(struct spool_envelope *env)
     if (env->rcpts != NULL)
         for (i = 0; i < env->n_rcpts; i++)
             free(env->rcpts[i]);
+    if (env->orcpt != NULL)
+        for (i = 0; i < env->n_rcpts; i++)
+            free(env->orcpt[i]);
     free(env->rcpts);
+    free(env->notify);
+    free(env->orcpt);
     env->rcpts = NULL;
+    env->notify = NULL;
+    env->orcpt = NULL;
     env->n_rcpts = 0;
 }

@@ -12,8 +12,13 @@
 #include "spool.h"
 #include "spool_journal.h"
 
-#define SPOOL_MAGIC "SUBMITD-QUEUE 1\n"
+/* Queue files are written in version 2; version 1 files (no DSN parameters) are still read.
+ * Both first lines have the same length. */
+#define SPOOL_MAGIC "SUBMITD-QUEUE 2\n"
+#define SPOOL_MAGIC_V1 "SUBMITD-QUEUE 1\n"
 #define SPOOL_MAGIC_LEN (sizeof SPOOL_MAGIC - 1)
+_Static_assert(sizeof SPOOL_MAGIC == sizeof SPOOL_MAGIC_V1,
+               "queue file first lines differ in length");
 /* Message bytes are collected into this much memory per message before a write(2); a message
  * that fits entirely goes through the journal (docs/spool.md). */
 #define SPOOL_BUF_SIZE (64 * 1024)
@@ -40,6 +45,8 @@ struct spool {
     int tmp_fd;           /* DIR/spool/tmp */
     int queue_fd;         /* DIR/spool/queue */
     int journal_fd;       /* DIR/spool/journal; -1 for a reader */
+    int hold_fd;          /* DIR/spool/hold: held messages (spool_delivery.c) */
+    int state_fd;         /* DIR/spool/state: delivery state files (queue_state.c) */
     int recovered;        /* files removed from tmp/ at open */
     int replayed;         /* journal records written to queue/ at open */
     bool journal;         /* small messages go through the journal (spool_set_journal) */
@@ -92,12 +99,27 @@ int spool_write_all(int fd, const void *buf, size_t n);
 /* Writes the head and the buffered bytes into tmp/ID (creating it) and leaves f->fd open. */
 int spool_file_materialize(struct spool_file *f);
 void spool_file_free(struct spool_file *f);
+/* True when id is a queue id (QUEUE_ID_LEN uppercase hex digits), so never a path. */
+bool spool_valid_id(const char *id);
+/* Collects the queue ids named in directory dirfd into a sorted array of QUEUE_ID_LEN + 1 octet
+ * strings (*ids NULL when *n is 0; free it). Other names are ignored. 0, or -1 with errno. */
+int spool_read_ids(int dirfd, char **ids, size_t *n);
 
-/* spool_envelope.c: the envelope line (without its LF) as a malloc'd string, or NULL with a
- * reason in err; and back (false when it breaks the format or does not name `id`). */
+/* spool_delivery.c */
+/* At open (after the journal replay): removes a queue/ID that duplicates hold/ID (a journal
+ * record replayed for a message held before the crash) and every state/ID whose message is in
+ * neither queue/, hold/ nor the journal. 0, or -1 with a reason in err. */
+int spool_delivery_recover(struct spool *s, char *err, size_t errlen);
+/* Closes hold_fd and state_fd (spool_close). */
+void spool_delivery_close(struct spool *s);
+
+/* spool_envelope.c: the envelope line (without its LF, format version 2) as a malloc'd string,
+ * or NULL with a reason in err; and back from a file of format `version` (1 or 2): false when
+ * it breaks the format or does not name `id`. */
 char *spool_envelope_json(const struct spool_envelope *env, const char *id, char *err,
                           size_t errlen);
-bool spool_envelope_parse(const char *line, size_t len, const char *id, struct spool_envelope *env);
+bool spool_envelope_parse(const char *line, size_t len, const char *id, int version,
+                          struct spool_envelope *env);
 
 /* spool_commit.c: makes a batch of files (fd open on tmp/ID, or f->err set) durable in
  * queue/: f->err tells each one's fate; a failed one leaves no file. */

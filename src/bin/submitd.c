@@ -3,6 +3,8 @@
  * running on the same data directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "submitd: %s\n", err);
         return 1;
     }
+    /* SIGTERM, SIGINT and SIGHUP wait (pending) until server_run can handle them; the threads
+     * server_new starts inherit the mask, so only the main thread ever takes them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     struct server *s = server_new(dir, err, sizeof err);
     if (!s) {
         log_error("event=start-failed reason=\"%s\"", err);

@@ -18,7 +18,7 @@
 
 enum ctl_exit { CTL_EXIT_OK = 0, CTL_EXIT_NO = 1, CTL_EXIT_USAGE = 2 };
 
-#define CTL_OPTS_MAX 8
+#define CTL_OPTS_MAX 16 /* `tenant route` has 12 */
 #define CTL_POS_MAX 20 /* `tenant set DOMAIN KEY VALUE ...` takes up to 9 pairs */
 #define CTL_DEFAULT_DATADIR "./var"
 

@@ -2,7 +2,7 @@
  * OAuth issuer), show, list, set (smtp-auth, security-defaults, app-passwords, default-policy,
  * reply-detail; SPEC section 2; the OAuth settings of SPEC section 5; the submission limits of
  * SPEC section 4), the public JWKS of the built-in issuer (RFC 7517) and the tenant's extra
- * accepted domains. */
+ * accepted domains. `tenant route` (the delivery route) is in ctl_route.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "ctl.h"
+#include "ctl_route.h"
 #include "issuer.h"
 #include "jwt.h"
 
@@ -230,10 +232,20 @@ static int tenant_show(struct ctl *c, char **pos, int npos)
         st = dir_rule_list(c->dir, t.domain, count_rule, &rules);
     if (st == DIR_OK)
         st = dir_policy_get(c->dir, t.default_policy, &policy);
+    struct dir_route route;
+    memset(&route, 0, sizeof route);
+    if (st == DIR_OK)
+        st = dir_route_get(c->dir, t.domain, &route);
+    char route_line[2048];
+    ctl_route_summary(&route, route_line, sizeof route_line);
+    json_t *route_json = c->json ? ctl_route_json(&route) : NULL;
+    sodium_memzero(&route, sizeof route);
     char what[300];
     snprintf(what, sizeof what, "tenant %s", pos[0]);
-    if ((rc = ctl_dir_status(c, st, what)) != 0)
+    if ((rc = ctl_dir_status(c, st, what)) != 0) {
+        json_decref(route_json);
         return rc;
+    }
     if (c->json) {
         json_t *j = tenant_json(&t);
         json_t *arr = json_array();
@@ -244,6 +256,7 @@ static int tenant_show(struct ctl *c, char **pos, int npos)
                             json_boolean(policy.allow_basic_smtp));
         json_object_set_new(j, "mailboxes", json_integer((json_int_t)mailboxes));
         json_object_set_new(j, "rules", json_integer((json_int_t)rules));
+        json_object_set_new(j, "route", route_json);
         json_oauth_and_limits(j, &t);
         return ctl_json_print(j);
     }
@@ -262,6 +275,7 @@ static int tenant_show(struct ctl *c, char **pos, int npos)
     printf("reply-detail        %s\n", t.reply_detail == REPLY_DETAIL_GENERIC ? "generic" : "full");
     printf("mailboxes           %zu\n", mailboxes);
     printf("access rules        %zu\n", rules);
+    printf("route               %s\n", route_line);
     show_oauth_and_limits(&t);
     printf("created             %s\n", created);
     return CTL_EXIT_OK;
@@ -530,6 +544,12 @@ const struct ctl_command ctl_tenant_commands[] = {
      "scope TEXT, identity-claim email|upn|preferred_username|any, max-sessions N, "
      "messages-per-minute N, recipients-per-day N, recipients-per-message N",
      3, 1 + 2 * TENANT_SET_PAIRS, CTL_WRITES, NULL, tenant_set},
+    {"tenant", "route", "DOMAIN [relay|lmtp HOST[:PORT] | maildir TEMPLATE | none] [options]",
+     "show or replace the delivery route: --tls required|opportunistic|none|implicit, "
+     "--no-verify, --cafile FILE, --auth plain|login|xoauth2, --user U, --secret-stdin, "
+     "--token-url URL, --client-id ID, --scope S, --refresh-token-stdin, --secret-in-body, "
+     "--max-connections N",
+     1, 3, CTL_WRITES | CTL_JSON, ctl_route_opts, ctl_tenant_route},
     {"tenant", "jwks", "DOMAIN",
      "the public JWKS of the tenant's built-in OAuth issuer (for a relying party or a test)", 1, 1,
      0, NULL, tenant_jwks},

@@ -659,8 +659,8 @@ class Daemon:
 
     def read_queue_file(self, queue_id):
         """(envelope dict, message bytes) of DIR/spool/queue/ID (or its journal record, the
-        same bytes, when the file is not written yet): line 1 'SUBMITD-QUEUE 1', line 2 the
-        envelope JSON, then the message."""
+        same bytes, when the file is not written yet): line 1 'SUBMITD-QUEUE 2' (or 1, the
+        format before DSN), line 2 the envelope JSON, then the message."""
         try:
             with open(os.path.join(self.queue_dir(), queue_id), "rb") as f:
                 data = f.read()
@@ -669,7 +669,7 @@ class Daemon:
             if data is None:
                 raise
         first, rest = data.split(b"\n", 1)
-        if first.rstrip(b"\r") != b"SUBMITD-QUEUE 1":
+        if first.rstrip(b"\r") not in (b"SUBMITD-QUEUE 1", b"SUBMITD-QUEUE 2"):
             raise AssertionError("queue file %s starts with %r" % (queue_id, first[:60]))
         env_line, msg = rest.split(b"\n", 1)
         return json.loads(env_line.decode()), msg

@@ -5,7 +5,8 @@ enhanced codes)."""
 from .harness import (HOSTNAME, PASSWORD, DaemonTestCase, QUEUED_RE, dot_stuff, message,
                       plain_response, split_reference)
 
-BASE_CAPS = {"SIZE", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"}
+BASE_CAPS = {"SIZE", "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING",
+             "DSN"}
 
 
 def body(reply):

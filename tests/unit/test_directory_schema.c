@@ -29,14 +29,14 @@ static int setup(void **state)
 static void test_open_schema(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(dir_schema_version(f->d), 2);
+    assert_int_equal(dir_schema_version(f->d), 3);
     sqlite3 *db = raw_open(f);
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
-    assert_int_equal(tu_raw_int(db, "SELECT count(*) FROM schema_version", 0), 2);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*) FROM schema_version", 0), 3);
     sqlite3_close(db);
 }
 
@@ -47,14 +47,14 @@ static void test_open_twice(void **state)
     char err[256];
     struct directory *second = directory_open(f->dir, err, sizeof err);
     assert_non_null(second);
-    assert_int_equal(dir_schema_version(second), 2);
+    assert_int_equal(dir_schema_version(second), 3);
     struct dir_tenant t;
     assert_int_equal(dir_tenant_get(second, "example.com", &t), DIR_OK);
     directory_close(second);
     directory_close(f->d);
     f->d = directory_open(f->dir, err, sizeof err);
     assert_non_null(f->d);
-    assert_int_equal(dir_schema_version(f->d), 2);
+    assert_int_equal(dir_schema_version(f->d), 3);
     assert_int_equal(dir_tenant_get(f->d, "example.com", &t), DIR_OK);
     struct dir_policy p;
     assert_int_equal(dir_policy_get(f->d, "block-basic", &p), DIR_OK); /* not inserted twice */
@@ -158,7 +158,7 @@ static void test_migrate_from_v1(void **state)
     f->d = directory_open(f->dir, err, sizeof err);
     if (f->d == NULL)
         fail_msg("%s", err);
-    assert_int_equal(dir_schema_version(f->d), 2);
+    assert_int_equal(dir_schema_version(f->d), 3);
     assert_int_equal(generation(f->d), 41); /* a migration is not a settings change */
 
     /* the old data, with the new settings at their defaults */
@@ -206,13 +206,13 @@ static void test_migrate_from_v1(void **state)
     directory_close(f->d);
     f->d = directory_open(f->dir, err, sizeof err);
     assert_non_null(f->d);
-    assert_int_equal(dir_schema_version(f->d), 2);
+    assert_int_equal(dir_schema_version(f->d), 3);
     struct dir_mailbox m;
     assert_int_equal(dir_mailbox_get(f->d, "bob@example.com", &m), DIR_OK);
     assert_int_equal(m.limits.sessions, 2);
     db = raw_open(f);
-    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 0), 2);
-    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 1), 2);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 0), 3);
+    assert_int_equal(tu_raw_int(db, "SELECT count(*), max(version) FROM schema_version", 1), 3);
     sqlite3_close(db);
 }
 

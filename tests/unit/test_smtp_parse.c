@@ -514,8 +514,10 @@ static void test_mail_auth_and_unknown(void **state)
     assert_int_equal(mail("FROM:<a@b.example> AUTH=e+3Dmc2@example.com"), SMTP_PARAM_OK);
     assert_true(m.has_auth);
     assert_string_equal(m.auth, "e=mc2@example.com");
-    assert_int_equal(mail("FROM:<a@b.example> auth=a+2bb@example.com"), SMTP_PARAM_OK);
+    assert_int_equal(mail("FROM:<a@b.example> auth=a+2Bb@example.com"), SMTP_PARAM_OK);
     assert_string_equal(m.auth, "a+b@example.com");
+    /* RFC 3461 4: hexchar is upper-case hex only (one xtext decoder: xtext.c) */
+    assert_int_equal(mail("FROM:<a@b.example> auth=a+2bb@example.com"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+2"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+"), SMTP_PARAM_SYNTAX);
     assert_int_equal(mail("FROM:<a@b.example> AUTH=a+zz"), SMTP_PARAM_SYNTAX);
@@ -538,8 +540,8 @@ static void test_mail_auth_and_unknown(void **state)
     assert_int_equal(mail(line), SMTP_PARAM_SYNTAX);
 
     /* unknown parameters */
-    assert_int_equal(mail("FROM:<a@b.example> RET=FULL"), SMTP_PARAM_UNKNOWN);
-    assert_int_equal(mail("FROM:<a@b.example> ENVID=x"), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(mail("FROM:<a@b.example> MT-PRIORITY=3"), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(mail("FROM:<a@b.example> NOTIFY=NEVER"), SMTP_PARAM_UNKNOWN); /* RCPT's */
     assert_int_equal(mail("FROM:<a@b.example> SIZE=10 X-FOO"), SMTP_PARAM_UNKNOWN);
     assert_int_equal(mail("FROM:<a@b.example> SIZES=10"), SMTP_PARAM_UNKNOWN);
     /* malformed keyword or value */
@@ -589,8 +591,8 @@ static void test_rcpt(void **state)
     assert_int_equal(rcpt("TO:<>", false), SMTP_PARAM_BAD_ADDRESS);
     assert_int_equal(rcpt("TO:<a>", false), SMTP_PARAM_BAD_ADDRESS);
     assert_int_equal(rcpt("TO:<a@b..example>", false), SMTP_PARAM_BAD_ADDRESS);
-    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=NEVER", false), SMTP_PARAM_UNKNOWN);
-    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a@b.example", false), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(rcpt("TO:<a@b.example> X-FOO", false), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(rcpt("TO:<a@b.example> RET=FULL", false), SMTP_PARAM_UNKNOWN); /* MAIL's */
     assert_int_equal(rcpt("TO:<a@b.example>x", false), SMTP_PARAM_SYNTAX);
     assert_int_equal(rcpt("TO:a@b.example", false), SMTP_PARAM_SYNTAX);
     assert_int_equal(rcpt("TO:<a@b.example", false), SMTP_PARAM_SYNTAX);
@@ -615,6 +617,218 @@ static void test_rcpt(void **state)
     build_mailbox(addr, 64, 190); /* 255 */
     snprintf(line, sizeof line, "TO:<%s>", addr);
     assert_int_equal(rcpt(line, false), SMTP_PARAM_BAD_ADDRESS);
+}
+
+/* ---- DSN parameters (RFC 3461 4) ---- */
+
+/* "KEY=" followed by n copies of c, after prefix. */
+static const char *long_param(char *buf, size_t cap, const char *prefix, char c, size_t n)
+{
+    size_t p = (size_t)snprintf(buf, cap, "%s", prefix);
+    assert_true(p + n < cap);
+    memset(buf + p, c, n);
+    buf[p + n] = '\0';
+    return buf;
+}
+
+static void test_mail_ret(void **state)
+{
+    (void)state;
+    assert_int_equal(mail("FROM:<a@b.example>"), SMTP_PARAM_OK);
+    assert_int_equal(m.ret, SMTP_RET_NONE);
+    assert_string_equal(m.envid, "");
+    assert_int_equal(mail("FROM:<a@b.example> RET=FULL"), SMTP_PARAM_OK);
+    assert_int_equal(m.ret, SMTP_RET_FULL);
+    assert_int_equal(mail("FROM:<a@b.example> ret=hdrs"), SMTP_PARAM_OK);
+    assert_int_equal(m.ret, SMTP_RET_HDRS);
+    assert_int_equal(mail("FROM:<> RET=Hdrs"), SMTP_PARAM_OK);
+    assert_int_equal(m.ret, SMTP_RET_HDRS);
+    /* unknown value: 555; missing value or repeat: 501 */
+    assert_int_equal(mail("FROM:<a@b.example> RET=FOO"), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(mail("FROM:<a@b.example> RET=FULLX"), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(mail("FROM:<a@b.example> RET=HDR"), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(mail("FROM:<a@b.example> RET"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> RET="), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> RET=FULL RET=FULL"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> RET=FULL ret=HDRS"), SMTP_PARAM_SYNTAX);
+}
+
+static void test_mail_envid(void **state)
+{
+    (void)state;
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=QQ314159"), SMTP_PARAM_OK);
+    assert_string_equal(m.envid, "QQ314159");
+    assert_int_equal(m.ret, SMTP_RET_NONE);
+    assert_int_equal(mail("FROM:<a@b.example> envid=a+2Bb+3Dc+20d"), SMTP_PARAM_OK);
+    assert_string_equal(m.envid, "a+b=c d"); /* space is printable ASCII (4.4) */
+    assert_int_equal(mail("FROM:<a@b.example> RET=HDRS ENVID=x SIZE=5"), SMTP_PARAM_OK);
+    assert_int_equal(m.ret, SMTP_RET_HDRS);
+    assert_string_equal(m.envid, "x");
+    assert_int_equal(m.size, 5);
+    /* bad xtext */
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+2b"), SMTP_PARAM_SYNTAX); /* lower hex */
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+2"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+G0"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a=b"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID="), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=\xc3\xa9"), SMTP_PARAM_SYNTAX);
+    /* decoded text must be printable US-ASCII */
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+0Db"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+00b"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+7Fb"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=a+C3+A9"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=x ENVID=x"), SMTP_PARAM_SYNTAX);
+}
+
+static void test_mail_envid_limit(void **state)
+{
+    (void)state;
+    char line[1400];
+    /* 100 characters as sent: accepted; 101: refused */
+    assert_int_equal(
+        mail(long_param(line, sizeof line, "FROM:<a@b.example> ENVID=", 'e', DSN_ENVID_MAX)),
+        SMTP_PARAM_OK);
+    assert_int_equal(strlen(m.envid), DSN_ENVID_MAX);
+    assert_int_equal(
+        mail(long_param(line, sizeof line, "FROM:<a@b.example> ENVID=", 'e', DSN_ENVID_MAX + 1)),
+        SMTP_PARAM_SYNTAX);
+    /* the limit is on the value as sent: 34 "+2B" are 102 characters for 34 decoded */
+    size_t p = (size_t)snprintf(line, sizeof line, "FROM:<a@b.example> ENVID=");
+    for (int i = 0; i < 34; i++)
+        p += (size_t)snprintf(line + p, sizeof line - p, "+2B");
+    assert_int_equal(mail(line), SMTP_PARAM_SYNTAX);
+    line[p - 3] = '\0'; /* 33 of them: 99 characters */
+    assert_int_equal(mail(line), SMTP_PARAM_OK);
+    assert_int_equal(strlen(m.envid), 33);
+    assert_int_equal(m.envid[32], '+');
+}
+
+static void test_rcpt_notify(void **state)
+{
+    (void)state;
+    assert_int_equal(rcpt("TO:<a@b.example>", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, 0);
+    assert_string_equal(r.orcpt, "");
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=NEVER", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, DSN_NOTIFY_NEVER);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, DSN_NOTIFY_SUCCESS);
+    assert_int_equal(rcpt("TO:<a@b.example> notify=failure,Delay", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=DELAY,SUCCESS,FAILURE", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+    assert_int_equal(rcpt("TO:<postmaster> NOTIFY=never", false), SMTP_PARAM_OK);
+    assert_int_equal(r.notify, DSN_NOTIFY_NEVER);
+    /* NEVER only alone */
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=NEVER,SUCCESS", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=FAILURE,NEVER", false), SMTP_PARAM_SYNTAX);
+    /* repeats and empty elements */
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS,SUCCESS", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=NEVER,never", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS,", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=,SUCCESS", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS,,DELAY", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=,", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS NOTIFY=FAILURE", false),
+                     SMTP_PARAM_SYNTAX);
+    /* unknown words: 555 */
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=ALWAYS", false), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS,FAIL", false), SMTP_PARAM_UNKNOWN);
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS;FAILURE", false), SMTP_PARAM_UNKNOWN);
+    /* nothing is kept from a refused command's parameters that a caller might use */
+    assert_int_equal(rcpt("TO:<a@b.example> NOTIFY=SUCCESS X-FOO", false), SMTP_PARAM_UNKNOWN);
+}
+
+static void test_rcpt_orcpt(void **state)
+{
+    (void)state;
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a@b.example", false), SMTP_PARAM_OK);
+    assert_string_equal(r.orcpt, "rfc822;a@b.example");
+    assert_int_equal(r.notify, 0);
+    assert_int_equal(
+        rcpt("TO:<a@b.example> ORCPT=RFC822;Bob+2BTag@B.example NOTIFY=SUCCESS,FAILURE", false),
+        SMTP_PARAM_OK);
+    assert_string_equal(r.orcpt, "RFC822;Bob+Tag@B.example"); /* decoded, case kept */
+    assert_int_equal(r.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE);
+    assert_int_equal(rcpt("TO:<a@b.example> orcpt=utf-8;j\\x{00F6}rg@x.example", false),
+                     SMTP_PARAM_OK);
+    assert_string_equal(r.orcpt, "utf-8;j\\x{00F6}rg@x.example");
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a+20b@c", false), SMTP_PARAM_OK);
+    assert_string_equal(r.orcpt, "rfc822;a b@c");
+    /* decoded UTF-8 is kept; bytes that are not UTF-8 text are not */
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;j+C3+B6rg@x", false), SMTP_PARAM_OK);
+    assert_string_equal(r.orcpt, "rfc822;j\xc3\xb6rg@x");
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;j+C3rg@x", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a+0Ab", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a+00b", false), SMTP_PARAM_SYNTAX);
+    /* malformed: no addr-type, no ';', no address, addr-type not an atom, bad xtext */
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=a@b.example", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=;a@b.example", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc(822);a@b", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a+2b@b", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a+", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a=b", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT", false), SMTP_PARAM_SYNTAX);
+    assert_int_equal(rcpt("TO:<a@b.example> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", false),
+                     SMTP_PARAM_SYNTAX);
+    /* the SMTPUTF8 rule for the address still applies after parameters */
+    assert_int_equal(rcpt("TO:<j\xc3\xb6rg@x.example> NOTIFY=NEVER", false),
+                     SMTP_PARAM_UTF8_UNDECLARED);
+    assert_int_equal(rcpt("TO:<j\xc3\xb6rg@x.example> NOTIFY=NEVER", true), SMTP_PARAM_OK);
+}
+
+static void test_rcpt_orcpt_limit(void **state)
+{
+    (void)state;
+    char line[1400];
+    const char *prefix = "TO:<a@b.example> ORCPT=rfc822;";
+    size_t type_len = strlen("rfc822;");
+    /* the whole value ("rfc822;" included) at most 500 characters as sent */
+    assert_int_equal(
+        rcpt(long_param(line, sizeof line, prefix, 'x', DSN_ORCPT_MAX - type_len), false),
+        SMTP_PARAM_OK);
+    assert_int_equal(strlen(r.orcpt), DSN_ORCPT_MAX);
+    assert_int_equal(
+        rcpt(long_param(line, sizeof line, prefix, 'x', DSN_ORCPT_MAX - type_len + 1), false),
+        SMTP_PARAM_SYNTAX);
+    /* a long addr-type counts too */
+    assert_int_equal(
+        rcpt(long_param(line, sizeof line, "TO:<a@b.example> ORCPT=", 't', DSN_ORCPT_MAX), false),
+        SMTP_PARAM_SYNTAX); /* and has no ';' */
+    /* an ORCPT of 164 "+41" ("A") near the limit, with every NOTIFY word */
+    size_t p =
+        (size_t)snprintf(line, sizeof line, "TO:<a@b.example> NOTIFY=SUCCESS,FAILURE,DELAY ");
+    p += (size_t)snprintf(line + p, sizeof line - p, "ORCPT=rfc822;");
+    size_t n = (DSN_ORCPT_MAX - type_len) / 3;
+    for (size_t i = 0; i < n; i++)
+        p += (size_t)snprintf(line + p, sizeof line - p, "+41");
+    assert_int_equal(rcpt(line, false), SMTP_PARAM_OK);
+    assert_int_equal(strlen(r.orcpt), type_len + n);
+    assert_int_equal(r.orcpt[type_len + n - 1], 'A');
+    assert_int_equal(r.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+}
+
+static void test_mail_full_dsn_line(void **state)
+{
+    (void)state;
+    /* every MAIL parameter at once, in any order and case */
+    assert_int_equal(mail("FROM:<a@b.example> envid=ID+2B1 SIZE=100 ret=full BODY=8BITMIME "
+                          "AUTH=a@b.example SMTPUTF8"),
+                     SMTP_PARAM_OK);
+    assert_string_equal(m.envid, "ID+1");
+    assert_int_equal(m.ret, SMTP_RET_FULL);
+    assert_true(m.smtputf8);
+    assert_true(m.has_auth);
+    assert_int_equal(m.body, SMTP_BODY_8BITMIME);
+    /* a malformed parameter after good ones still fails the command */
+    assert_int_equal(mail("FROM:<a@b.example> RET=FULL ENVID=a+zz"), SMTP_PARAM_SYNTAX);
+    assert_int_equal(mail("FROM:<a@b.example> ENVID=ok RET=NONE"), SMTP_PARAM_UNKNOWN);
 }
 
 /* ---- BDAT ---- */
@@ -702,6 +916,13 @@ int main(void)
         cmocka_unit_test(test_mail_body_and_utf8),
         cmocka_unit_test(test_mail_auth_and_unknown),
         cmocka_unit_test(test_rcpt),
+        cmocka_unit_test(test_mail_ret),
+        cmocka_unit_test(test_mail_envid),
+        cmocka_unit_test(test_mail_envid_limit),
+        cmocka_unit_test(test_mail_full_dsn_line),
+        cmocka_unit_test(test_rcpt_notify),
+        cmocka_unit_test(test_rcpt_orcpt),
+        cmocka_unit_test(test_rcpt_orcpt_limit),
         cmocka_unit_test(test_bdat),
         cmocka_unit_test(test_normalize),
     };

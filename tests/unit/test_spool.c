@@ -1,6 +1,7 @@
 /* test_spool.c: unit tests for the durable spool (src/spool.c, SPEC section 7): byte-exact round
  * trip, group commit under concurrency, abort, recovery of tmp/, sticky write errors (ENOSPC via
- * /dev/full), close draining pending commits, listing order, missing and corrupt queue files.
+ * /dev/full), close draining pending commits, listing order, missing and corrupt queue files,
+ * queue file version 2 (reference and RFC 3461 DSN parameters) and reading version 1.
  * Ends with a small benchmark (printed, not asserted). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -255,7 +256,7 @@ static void test_round_trip(void **state)
     fp = fopen(path, "r");
     assert_non_null(fp);
     assert_non_null(fgets(line, sizeof line, fp));
-    assert_string_equal(line, "SUBMITD-QUEUE 1\n");
+    assert_string_equal(line, "SUBMITD-QUEUE 2\n");
     assert_int_equal(fgetc(fp), '{');
     fclose(fp);
 
@@ -276,8 +277,21 @@ static void test_round_trip(void **state)
     assert_true(back.smtputf8);
     assert_int_equal(back.size, len);
     assert_int_equal(st.st_size - off, len);
+    /* version 2 fields not given: read back as not given */
+    assert_string_equal(back.ref, "");
+    assert_string_equal(back.envid, "");
+    assert_string_equal(back.ret, "");
+    assert_false(back.is_dsn);
+    assert_non_null(back.notify);
+    assert_non_null(back.orcpt);
+    for (n = 0; n < 2; n++) {
+        assert_int_equal(back.notify[n], 0);
+        assert_null(back.orcpt[n]);
+    }
     spool_envelope_free(&back);
     assert_null(back.rcpts);
+    assert_null(back.notify);
+    assert_null(back.orcpt);
 
     fp = spool_open_message(fx->spool, env.queue_id);
     assert_non_null(fp);
@@ -639,6 +653,235 @@ static void test_envelope_not_utf8(void **state)
     assert_int_equal(count_files(fx, "queue"), 0);
 }
 
+/* ---- queue file version 2: the submission's reference and RFC 3461 DSN parameters ---- */
+
+static char rcpt_c[] = "carol@example.net";
+static char *rcpts3[3] = {rcpt_a, rcpt_b, rcpt_c};
+static char orcpt_a[] = "rfc822;Alice+Tag@Example.com";
+static char orcpt_c[] = "utf-8;c\xc3\xa4rol@example.net";
+static char *orcpts3[3] = {orcpt_a, NULL, orcpt_c};
+static unsigned notify3[3] = {DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, 0, DSN_NOTIFY_NEVER};
+
+static void fill_dsn_env(struct spool_envelope *env)
+{
+    fill_env(env);
+    env->rcpts = rcpts3;
+    env->n_rcpts = 3;
+    env->notify = notify3;
+    env->orcpt = orcpts3;
+    snprintf(env->ref, sizeof env->ref, "FEDCBA9876543210");
+    snprintf(env->envid, sizeof env->envid, "QQ314159 \"x\\y\"");
+    snprintf(env->ret, sizeof env->ret, "HDRS");
+    env->is_dsn = true;
+}
+
+/* The envelope line (line 2) of queue file ID. */
+static void read_envelope_line(const struct fixture *fx, const char *id, char *buf, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/spool/queue/%s", fx->dir, id);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, (int)cap, fp));
+    assert_string_equal(buf, "SUBMITD-QUEUE 2\n");
+    assert_non_null(fgets(buf, (int)cap, fp));
+    fclose(fp);
+}
+
+static void test_dsn_round_trip(void **state)
+{
+    struct fixture *fx = *state;
+    struct spool_envelope env, back;
+    char line[4096];
+    long off;
+    fill_dsn_env(&env);
+    struct spool_file *f = spool_create(fx->spool, &env, fx->err, sizeof fx->err);
+    assert_non_null(f);
+    assert_int_equal(spool_write(f, "Subject: x\r\n\r\nhi\r\n", 18), 0);
+    assert_int_equal(commit_wait(f), 0);
+
+    read_envelope_line(fx, env.queue_id, line, sizeof line);
+    assert_non_null(strstr(line, "\"ref\":\"FEDCBA9876543210\""));
+    assert_non_null(strstr(line, "\"envid\":\"QQ314159 \\\"x\\\\y\\\"\""));
+    assert_non_null(strstr(line, "\"ret\":\"HDRS\""));
+    assert_non_null(strstr(line, "\"notify\":[[\"SUCCESS\",\"FAILURE\"],[],[\"NEVER\"]]"));
+    assert_non_null(
+        strstr(line, "\"orcpt\":[\"rfc822;Alice+Tag@Example.com\",null,\"utf-8;c\xc3\xa4rol@"));
+    assert_non_null(strstr(line, "\"is_dsn\":true"));
+
+    assert_int_equal(spool_load(fx->spool, env.queue_id, &back, &off), 0);
+    assert_int_equal(back.n_rcpts, 3);
+    assert_string_equal(back.rcpts[2], rcpt_c);
+    assert_string_equal(back.ref, env.ref);
+    assert_string_equal(back.envid, env.envid);
+    assert_string_equal(back.ret, "HDRS");
+    assert_true(back.is_dsn);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(back.notify[i], notify3[i]);
+    assert_string_equal(back.orcpt[0], orcpt_a);
+    assert_null(back.orcpt[1]);
+    assert_string_equal(back.orcpt[2], orcpt_c);
+    assert_int_equal(back.size, 18);
+    spool_envelope_free(&back);
+
+    /* NOTIFY with every word but NEVER, RET=FULL, an envelope with no recipients' DSN arrays */
+    unsigned all[3] = {DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY, DSN_NOTIFY_DELAY,
+                       0};
+    env.notify = all;
+    env.orcpt = NULL;
+    snprintf(env.ret, sizeof env.ret, "FULL");
+    env.is_dsn = false;
+    f = spool_create(fx->spool, &env, fx->err, sizeof fx->err);
+    assert_non_null(f);
+    assert_int_equal(commit_wait(f), 0);
+    read_envelope_line(fx, env.queue_id, line, sizeof line);
+    assert_non_null(
+        strstr(line, "\"notify\":[[\"SUCCESS\",\"FAILURE\",\"DELAY\"],[\"DELAY\"],[]]"));
+    assert_non_null(strstr(line, "\"orcpt\":[null,null,null]"));
+    assert_int_equal(spool_load(fx->spool, env.queue_id, &back, &off), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(back.notify[i], all[i]);
+        assert_null(back.orcpt[i]);
+    }
+    assert_string_equal(back.ret, "FULL");
+    assert_false(back.is_dsn);
+    assert_int_equal(back.size, 0);
+    spool_envelope_free(&back);
+}
+
+static void test_dsn_orcpt_not_utf8(void **state)
+{
+    struct fixture *fx = *state;
+    struct spool_envelope env;
+    char bad[] = "rfc822;a\xff@b";
+    char *orcpt[3] = {NULL, NULL, bad};
+    fill_dsn_env(&env);
+    env.orcpt = orcpt;
+    assert_null(spool_create(fx->spool, &env, fx->err, sizeof fx->err));
+    assert_non_null(strstr(fx->err, "orcpt[2]"));
+    assert_int_equal(count_files(fx, "queue"), 0);
+}
+
+#define V1_FIELDS                                                                                  \
+    "\"received_ms\":1,\"sender\":\"s@x\",\"rcpts\":[\"a@b\",\"c@d\"],\"auth_user\":\"u\","        \
+    "\"tenant\":\"t\",\"client_ip\":\"127.0.0.1\",\"client_port\":25,\"helo\":\"h\","              \
+    "\"session\":\"S\",\"body\":\"7BIT\",\"smtputf8\":false"
+#define V2_OK_DSN                                                                                  \
+    "\"ref\":\"R\",\"envid\":\"E\",\"ret\":\"FULL\",\"notify\":[[\"FAILURE\"],[]],"                \
+    "\"orcpt\":[null,\"rfc822;c@d\"],\"is_dsn\":false"
+
+static void test_read_version_1(void **state)
+{
+    struct fixture *fx = *state;
+    struct spool_envelope env;
+    long off;
+    /* a version 1 file (written before DSN support): the DSN fields read as not given */
+    put_queue_file(fx, "00000000000000C1",
+                   "SUBMITD-QUEUE 1\n{\"id\":\"00000000000000C1\"," V1_FIELDS "}\nbody\r\n");
+    assert_int_equal(spool_load(fx->spool, "00000000000000C1", &env, &off), 0);
+    assert_int_equal(env.n_rcpts, 2);
+    assert_string_equal(env.rcpts[1], "c@d");
+    assert_null(env.notify);
+    assert_null(env.orcpt);
+    assert_string_equal(env.ref, "");
+    assert_string_equal(env.envid, "");
+    assert_string_equal(env.ret, "");
+    assert_false(env.is_dsn);
+    assert_int_equal(env.size, 6);
+    spool_envelope_free(&env);
+    FILE *fp = spool_open_message(fx->spool, "00000000000000C1");
+    assert_non_null(fp);
+    char body[16] = "";
+    assert_int_equal(fread(body, 1, sizeof body - 1, fp), 6);
+    assert_string_equal(body, "body\r\n");
+    fclose(fp);
+    /* and the same envelope with the version 2 keys under version 2 */
+    put_queue_file(fx, "00000000000000C2",
+                   "SUBMITD-QUEUE 2\n{\"id\":\"00000000000000C2\"," V1_FIELDS "," V2_OK_DSN
+                   "}\nbody\r\n");
+    assert_int_equal(spool_load(fx->spool, "00000000000000C2", &env, &off), 0);
+    assert_int_equal(env.notify[0], DSN_NOTIFY_FAILURE);
+    assert_int_equal(env.notify[1], 0);
+    assert_null(env.orcpt[0]);
+    assert_string_equal(env.orcpt[1], "rfc822;c@d");
+    assert_string_equal(env.ret, "FULL");
+    spool_envelope_free(&env);
+    assert_int_equal(spool_list(fx->spool, NULL, NULL), 2);
+}
+
+static void test_corrupt_version_2(void **state)
+{
+    struct fixture *fx = *state;
+#define V2(id, dsn) "SUBMITD-QUEUE 2\n{\"id\":\"" id "\"," V1_FIELDS dsn "}\nbody"
+    static const char *bad[][2] = {
+        /* a version 1 envelope under the version 2 line: the new keys are required */
+        {"00000000000000D1", V2("00000000000000D1", "")},
+        {"00000000000000D2", V2("00000000000000D2", ",\"ref\":\"R\",\"envid\":\"\",\"ret\":\"\","
+                                                    "\"notify\":[[],[]],\"orcpt\":[null,null]")},
+        /* unknown RET, NOTIFY word, NEVER combined, a word twice */
+        {"00000000000000D3",
+         V2("00000000000000D3", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"SOME\",\"notify\":[[],[]],"
+                                "\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000D4",
+         V2("00000000000000D4",
+            ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[\"ALWAYS\"],"
+            "[]],\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000D5",
+         V2("00000000000000D5", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[\"NEVER\","
+                                "\"DELAY\"],[]],\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000D6",
+         V2("00000000000000D6", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[\"DELAY\","
+                                "\"DELAY\"],[]],\"orcpt\":[null,null],\"is_dsn\":false")},
+        /* arrays that do not match the recipients, or of the wrong type */
+        {"00000000000000D7",
+         V2("00000000000000D7", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[]],"
+                                "\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000D8",
+         V2("00000000000000D8", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[],[]],"
+                                "\"orcpt\":[null,null,null],\"is_dsn\":false")},
+        {"00000000000000D9",
+         V2("00000000000000D9", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[],\"X\"],"
+                                "\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000DA",
+         V2("00000000000000DA", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[],[]],"
+                                "\"orcpt\":[null,7],\"is_dsn\":false")},
+        {"00000000000000DB",
+         V2("00000000000000DB", ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[],[]],"
+                                "\"orcpt\":[null,null],\"is_dsn\":0")},
+        /* a reference longer than REF_ID_LEN, a duplicate key */
+        {"00000000000000DC",
+         V2("00000000000000DC", ",\"ref\":\"0123456789ABCDEF0\",\"envid\":\"\",\"ret\":\"\","
+                                "\"notify\":[[],[]],\"orcpt\":[null,null],\"is_dsn\":false")},
+        {"00000000000000DD", V2("00000000000000DD", "," V2_OK_DSN ",\"is_dsn\":true")},
+        /* an unknown version */
+        {"00000000000000DE",
+         "SUBMITD-QUEUE 3\n{\"id\":\"00000000000000DE\"," V1_FIELDS "," V2_OK_DSN "}\nbody"},
+    };
+#undef V2
+    struct spool_envelope env;
+    long off;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_queue_file(fx, bad[i][0], bad[i][1]);
+        errno = 0;
+        assert_int_equal(spool_load(fx->spool, bad[i][0], &env, &off), -1);
+        assert_int_equal(errno, EBADMSG);
+    }
+    /* an ORCPT longer than DSN_ORCPT_MAX */
+    char big[2048];
+    int n = snprintf(big, sizeof big,
+                     "SUBMITD-QUEUE 2\n{\"id\":\"00000000000000DF\"," V1_FIELDS
+                     ",\"ref\":\"\",\"envid\":\"\",\"ret\":\"\",\"notify\":[[],[]],"
+                     "\"orcpt\":[null,\"rfc822;");
+    memset(big + n, 'x', DSN_ORCPT_MAX);
+    snprintf(big + n + DSN_ORCPT_MAX, sizeof big - (size_t)n - DSN_ORCPT_MAX,
+             "\"],\"is_dsn\":false}\nbody");
+    put_queue_file(fx, "00000000000000DF", big);
+    errno = 0;
+    assert_int_equal(spool_load(fx->spool, "00000000000000DF", &env, &off), -1);
+    assert_int_equal(errno, EBADMSG);
+    assert_int_equal(spool_list(fx->spool, NULL, NULL), 0);
+}
+
 #define BENCH_THREADS 20
 #define BENCH_SECONDS 2.0
 
@@ -727,6 +970,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_queue_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_envelope_not_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dsn_orcpt_not_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_version_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_group_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
