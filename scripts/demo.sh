@@ -17,6 +17,11 @@ if [ ! -f "$DIR/directory.db" ] || ! $CTL tenant show demo.example >/dev/null 2>
     $CTL tenant set demo.example default-policy allow-basic
     printf '%s\n' "$PASS" | $CTL mailbox add "$USER_ADDR"
 fi
+# Delivery: the demo delivers into Maildir directories under ./var/maildir (a smarthost would be
+# `tenant route demo.example relay HOST:587 --auth ...`; docs/delivery.md).
+if ! $CTL tenant route demo.example 2>/dev/null | grep -q "^route *maildir"; then
+    $CTL tenant route demo.example maildir "$(cd "$DIR" && pwd)/maildir/%d/%u/Maildir"
+fi
 cat <<EOT
 
 == submitd is starting in the foreground (Ctrl-C stops it). From another terminal:
@@ -35,7 +40,9 @@ Break it and explain it:
   $CTL signins --mailbox $USER_ADDR               # the attempt, its gate and reference id
   $CTL explain $USER_ADDR                         # every gate, and the command that fixes it
   $CTL mailbox set $USER_ADDR smtp-auth on        # the mailbox override wins: mail flows again
-  $CTL queue list                                 # what was accepted, durably queued
+  $CTL queue list                                 # what was accepted and not yet delivered
+  ls $DIR/maildir/example.net/someone/Maildir/new  # delivered (the demo's route is Maildir)
+  $CTL queue log <REFERENCE or QUEUE ID>          # what happened to each recipient
 
 OAuth (XOAUTH2 / OAUTHBEARER) with the tenant's built-in issuer:
   TOKEN=\$($CTL token issue $USER_ADDR)
