@@ -228,7 +228,7 @@ void ctl_time_s(int64_t secs64, char *buf, size_t cap)
 
 /* Reads one line from fd a byte at a time (so no stdio buffer keeps a copy of the secret).
  * Returns 0 (line in out, end of line removed), 1 when longer than PASSWORD_MAX, -1 on error. */
-static int read_line(int fd, char out[PASSWORD_MAX + 1], size_t *len)
+static int read_line(int fd, char *out, size_t cap, size_t *len)
 {
     size_t n = 0;
     for (;;) {
@@ -240,7 +240,7 @@ static int read_line(int fd, char out[PASSWORD_MAX + 1], size_t *len)
             return -1;
         if (r == 0 || ch == '\n')
             break;
-        if (n == PASSWORD_MAX)
+        if (n + 1 >= cap)
             return 1;
         out[n++] = ch;
     }
@@ -252,7 +252,7 @@ static int read_line(int fd, char out[PASSWORD_MAX + 1], size_t *len)
 }
 
 /* Prompts on stderr and reads a line from the terminal on fd with echo off. */
-static int read_quietly(int fd, const char *prompt, char out[PASSWORD_MAX + 1], size_t *len)
+static int read_quietly(int fd, const char *prompt, char *out, size_t cap, size_t *len)
 {
     struct termios saved, quiet;
     if (tcgetattr(fd, &saved) != 0)
@@ -263,7 +263,7 @@ static int read_quietly(int fd, const char *prompt, char out[PASSWORD_MAX + 1], 
     fflush(stderr);
     if (tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
         return -1;
-    int rc = read_line(fd, out, len);
+    int rc = read_line(fd, out, cap, len);
     int saved_errno = errno;
     if (tcsetattr(fd, TCSAFLUSH, &saved) != 0 && rc == 0)
         rc = -1;
@@ -273,39 +273,50 @@ static int read_quietly(int fd, const char *prompt, char out[PASSWORD_MAX + 1], 
     return rc;
 }
 
-static int password_result(const struct ctl *c, int rc, size_t len)
+static int secret_result(const struct ctl *c, const char *what, int rc, size_t len, size_t cap)
 {
     if (rc < 0)
-        return ctl_fail(c, "cannot read the password from standard input: %s", strerror(errno));
+        return ctl_fail(c, "cannot read the %s from standard input: %s", what, strerror(errno));
     if (rc > 0)
-        return ctl_usage(c, "password longer than %d octets", PASSWORD_MAX);
+        return ctl_usage(c, "%s longer than %zu octets", what, cap - 1);
     if (len == 0)
-        return ctl_usage(c, "empty password refused");
+        return ctl_usage(c, "empty %s refused", what);
     return 0;
+}
+
+int ctl_read_secret(const struct ctl *c, const char *what, char *out, size_t cap, size_t *len)
+{
+    *len = 0;
+    if (!isatty(STDIN_FILENO)) {
+        int got = read_line(STDIN_FILENO, out, cap, len);
+        int rc = secret_result(c, what, got, *len, cap);
+        if (rc != 0)
+            sodium_memzero(out, cap);
+        return rc;
+    }
+    char *again = malloc(cap);
+    if (again == NULL)
+        return ctl_fail(c, "out of memory");
+    char prompt[80];
+    size_t again_len = 0;
+    snprintf(prompt, sizeof prompt, "New %s: ", what);
+    int got = read_quietly(STDIN_FILENO, prompt, out, cap, len);
+    int rc = secret_result(c, what, got, *len, cap);
+    if (rc == 0) {
+        snprintf(prompt, sizeof prompt, "Repeat the %s: ", what);
+        got = read_quietly(STDIN_FILENO, prompt, again, cap, &again_len);
+        rc = secret_result(c, what, got, again_len, cap);
+    }
+    if (rc == 0 && (again_len != *len || sodium_memcmp(out, again, *len) != 0))
+        rc = ctl_usage(c, "the %ss do not match", what);
+    sodium_memzero(again, cap);
+    free(again);
+    if (rc != 0)
+        sodium_memzero(out, cap);
+    return rc;
 }
 
 int ctl_read_password(const struct ctl *c, char out[PASSWORD_MAX + 1], size_t *len)
 {
-    *len = 0;
-    if (!isatty(STDIN_FILENO)) {
-        int got = read_line(STDIN_FILENO, out, len);
-        int rc = password_result(c, got, *len);
-        if (rc != 0)
-            sodium_memzero(out, PASSWORD_MAX + 1);
-        return rc;
-    }
-    char again[PASSWORD_MAX + 1];
-    size_t again_len = 0;
-    int got = read_quietly(STDIN_FILENO, "New password: ", out, len);
-    int rc = password_result(c, got, *len);
-    if (rc == 0) {
-        got = read_quietly(STDIN_FILENO, "Repeat the password: ", again, &again_len);
-        rc = password_result(c, got, again_len);
-    }
-    if (rc == 0 && (again_len != *len || sodium_memcmp(out, again, *len) != 0))
-        rc = ctl_usage(c, "the passwords do not match");
-    sodium_memzero(again, sizeof again);
-    if (rc != 0)
-        sodium_memzero(out, PASSWORD_MAX + 1);
-    return rc;
+    return ctl_read_secret(c, "password", out, PASSWORD_MAX + 1, len);
 }

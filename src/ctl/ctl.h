@@ -116,6 +116,9 @@ int ctl_limit_index(const char *key);
  * input with its line end removed. Refuses an empty password. Returns 0 (out holds len octets,
  * NUL-terminated; the caller wipes it) or an exit code (message printed). */
 int ctl_read_password(const struct ctl *c, char out[PASSWORD_MAX + 1], size_t *len);
+/* The same for any secret of up to cap - 1 octets ("the WHAT is longer than ..." messages; on a
+ * terminal "New WHAT:" and "Repeat the WHAT:"). */
+int ctl_read_secret(const struct ctl *c, const char *what, char *out, size_t cap, size_t *len);
 
 /* --- token verification exactly as the server does it (ctl_token.c), for `explain` --- */
 enum ctl_token_check {

@@ -400,15 +400,8 @@ static int resolve_cafile(const struct ctl *c, struct dir_route *r)
 /* One secret from standard input (a line; asked twice without echo on a terminal) into field. */
 static int read_secret(const struct ctl *c, const char *what, char *field, size_t cap)
 {
-    char buf[PASSWORD_MAX + 1];
     size_t len = 0;
-    int rc = ctl_read_password(c, buf, &len);
-    if (rc == 0 && len >= cap)
-        rc = ctl_usage(c, "the %s is longer than %zu octets", what, cap - 1);
-    if (rc == 0)
-        memcpy(field, buf, len + 1);
-    sodium_memzero(buf, sizeof buf);
-    return rc;
+    return ctl_read_secret(c, what, field, cap, &len);
 }
 
 /* Opens the directory, checks the tenant, reads the secrets (client secret first, then the

@@ -162,6 +162,17 @@ class TestRelay(RouteCase):
         self.assertIn(CLIENT_SECRET.encode(), data)
         self.assertIn(REFRESH_TOKEN.encode(), data)
 
+    def test_long_refresh_token(self):
+        """Entra's refresh tokens run to well over 1,000 characters: up to 4,095 are taken whole
+        (the directory's field), one more is refused."""
+        token = "0.AR" + "x" * 3000 + "-end"
+        self.route("relay", "smtp.example.net", *XOAUTH2, "--refresh-token-stdin",
+                   input=token + "\n")
+        self.assertIn(token.encode(), self.directory_bytes())
+        self.no("tenant", "route", "example.com", "relay", "smtp.example.net", *XOAUTH2,
+                "--refresh-token-stdin", input="y" * 4096 + "\n", code=2,
+                stderr="refresh token longer than 4095 octets")
+
     def test_set_with_json_prints_the_route(self):
         j = json.loads(self.route("relay", "smtp.example.net", "--auth", "plain", "--user", "u",
                                   "--secret-stdin", "--json", input=SECRET + "\n"))
@@ -255,7 +266,7 @@ class TestErrors(RouteCase):
                 stderr="too many arguments")
         # an empty secret
         self.no("tenant", "route", "example.com", "relay", "h", "--auth", "plain", "--user", "u",
-                "--secret-stdin", input="\n", code=2, stderr="empty password refused")
+                "--secret-stdin", input="\n", code=2, stderr="empty secret refused")
         self.assertEqual(self.shown()["kind"], "none")
 
     def test_directory_refusals_exit_1(self):
