@@ -27,8 +27,7 @@
 
 void queue_log_event(struct queue_runner *r, const char *id, const char *ref, const char *rcpt,
                      const char *route, const char *action, int attempt, int code,
-                     const char *enhanced, const char *text, const char *remote,
-                     const char *dsn_id)
+                     const char *enhanced, const char *text, const char *remote, const char *dsn_id)
 {
     struct delivery_event ev;
     memset(&ev, 0, sizeof ev);
@@ -62,8 +61,10 @@ static int64_t backoff_ms(const struct queue_runner *r, unsigned attempts)
 
 static const char *route_name(enum dir_route_kind k)
 {
-    return k == ROUTE_RELAY ? "relay" : k == ROUTE_LMTP ? "lmtp" : k == ROUTE_MAILDIR ? "maildir"
-                                                                                       : "none";
+    return k == ROUTE_RELAY     ? "relay"
+           : k == ROUTE_LMTP    ? "lmtp"
+           : k == ROUTE_MAILDIR ? "maildir"
+                                : "none";
 }
 
 static enum relay_tls tls_of(const char *s)
@@ -137,8 +138,8 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
             .token_url = route->token_url,
             .client_id = route->client_id,
             .client_secret = route->secret,
-            .refresh_token = strcmp(route->grant, "refresh_token") == 0 ? route->refresh_token
-                                                                         : NULL,
+            .refresh_token =
+                strcmp(route->grant, "refresh_token") == 0 ? route->refresh_token : NULL,
             .scope = route->scope,
             .secret_in_body = route->secret_in_body,
             .cafile = route->cafile,
@@ -150,8 +151,8 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
          * starts afresh. */
         snprintf(token_key, sizeof token_key, "%s %s %s", sub->tenant, route->client_id,
                  route->token_url);
-        token = oauth_tokens_get(r->tokens, token_key, &op, store_rotated, &rc, &temporary,
-                                 err, sizeof err);
+        token = oauth_tokens_get(r->tokens, token_key, &op, store_rotated, &rc, &temporary, err,
+                                 sizeof err);
         if (token == NULL) {
             char text[400];
             snprintf(text, sizeof text, "cannot get an OAuth token for the smarthost: %s", err);
@@ -301,8 +302,8 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
     size_t n = env.n_rcpts;
     struct qs_rcpt *st = calloc(n ? n : 1, sizeof *st);
     struct delivery_rcpt_result *res = calloc(n ? n : 1, sizeof *res);
-    size_t *pending = calloc(n ? n : 1, sizeof *pending), *changed = calloc(n ? n : 1,
-                                                                            sizeof *changed);
+    size_t *pending = calloc(n ? n : 1, sizeof *pending),
+           *changed = calloc(n ? n : 1, sizeof *changed);
     char **sub_rcpts = calloc(n ? n : 1, sizeof *sub_rcpts);
     unsigned *sub_notify = calloc(n ? n : 1, sizeof *sub_notify);
     char **sub_orcpt = calloc(n ? n : 1, sizeof *sub_orcpt);
@@ -385,11 +386,13 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
             s->status = QS_BOUNCED;
             if (x->outcome != DELIVERY_PERM) {
                 char text[sizeof s->text];
-                snprintf(text, sizeof text, "message expired after %lld hours in the queue; "
+                snprintf(text, sizeof text,
+                         "message expired after %lld hours in the queue; "
                          "last error: %s",
                          (long long)(r->p.lifetime_ms / 3600000), s->text);
                 snprintf(s->text, sizeof s->text, "%s", text);
-                snprintf(s->enhanced, sizeof s->enhanced, "5.4.7"); /* RFC 3463: delivery time expired */
+                snprintf(s->enhanced, sizeof s->enhanced,
+                         "5.4.7"); /* RFC 3463: delivery time expired */
             }
             notify = dsn_wanted(&env, i, DSN_FAILED, false);
         } else {
@@ -408,8 +411,8 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
             struct dsn_rcpt *d = &notes[nn++];
             d->index = i;
             d->action = action;
-            d->status = s->enhanced[0] ? s->enhanced
-                        : s->status == QS_BOUNCED ? "5.0.0"
+            d->status = s->enhanced[0]             ? s->enhanced
+                        : s->status == QS_BOUNCED  ? "5.0.0"
                         : s->status == QS_DEFERRED ? "4.0.0"
                                                    : "2.0.0";
             d->remote_mta = dres.remote;
@@ -426,7 +429,7 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
     char dsn_id[QUEUE_ID_LEN + 1] = "";
     if (nn > 0) {
         /* diagnostics need the reply code in front: "550 5.1.1 text" */
-        char (*diag)[600] = calloc(nn, sizeof *diag);
+        char(*diag)[600] = calloc(nn, sizeof *diag);
         for (size_t k = 0; diag != NULL && k < nn; k++) {
             struct qs_rcpt *s = &st[notes[k].index];
             if (s->code != 0) {
@@ -463,9 +466,9 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
                   id, strerror(errno));
     for (size_t k = 0; k < nc; k++) {
         struct qs_rcpt *s = &st[changed[k]];
-        const char *action = s->status == QS_DELIVERED ? "delivered"
-                             : s->status == QS_RELAYED ? "relayed"
-                             : s->status == QS_DEFERRED ? "deferred"
+        const char *action = s->status == QS_DELIVERED           ? "delivered"
+                             : s->status == QS_RELAYED           ? "relayed"
+                             : s->status == QS_DEFERRED          ? "deferred"
                              : strcmp(s->enhanced, "5.4.7") == 0 ? "expired"
                                                                  : "bounced";
         queue_log_event(r, id, env.ref, env.rcpts[changed[k]], route_name(route.kind), action,
@@ -476,8 +479,8 @@ void queue_attempt(struct queue_runner *r, struct directory *dir, const char *id
                  s->enhanced, s->remote);
     }
     if (dsn_id[0] != '\0')
-        queue_log_event(r, id, env.ref, env.sender, route_name(route.kind), "dsn", 0, 0, "", "",
-                        "", dsn_id);
+        queue_log_event(r, id, env.ref, env.sender, route_name(route.kind), "dsn", 0, 0, "", "", "",
+                        dsn_id);
     if (all_final(st, n)) {
         remove_message(r, id);
         out->due_ms = 0;

@@ -139,8 +139,7 @@ int queue_runner_start(struct queue_runner *r, char *err, size_t errlen)
     for (unsigned i = 0; i < r->p.threads; i++) {
         int rc = pthread_create(&r->threads[i], NULL, delivery_thread, r);
         if (rc != 0) {
-            snprintf(err, errlen, "queue runner: cannot start a delivery thread: %s",
-                     strerror(rc));
+            snprintf(err, errlen, "queue runner: cannot start a delivery thread: %s", strerror(rc));
             queue_runner_stop(r);
             return -1;
         }

@@ -39,6 +39,14 @@ struct spool_envelope {
     bool is_dsn;      /* a delivery status notification made by this server */
 };
 
+/* RFC 3461 4.1 NOTIFY words and their DSN_NOTIFY_* bits, in the order queue files write them. */
+struct spool_notify_word {
+    const char *word;
+    unsigned bit;
+};
+#define SPOOL_NOTIFY_WORDS 4
+extern const struct spool_notify_word spool_notify_words[SPOOL_NOTIFY_WORDS];
+
 struct spool_entry {
     const struct spool_envelope *env;
     int64_t queued_ms; /* file time */

@@ -25,15 +25,11 @@ static int set_str(json_t *obj, const char *key, const char *value, char *err, s
     return 0;
 }
 
-/* NOTIFY words in the order they are written (RFC 3461 4.1). */
-static const struct {
-    const char *word;
-    unsigned bit;
-} notify_words[] = {{"NEVER", DSN_NOTIFY_NEVER},
-                    {"SUCCESS", DSN_NOTIFY_SUCCESS},
-                    {"FAILURE", DSN_NOTIFY_FAILURE},
-                    {"DELAY", DSN_NOTIFY_DELAY}};
-#define NOTIFY_WORDS (sizeof notify_words / sizeof notify_words[0])
+const struct spool_notify_word spool_notify_words[SPOOL_NOTIFY_WORDS] = {
+    {"NEVER", DSN_NOTIFY_NEVER},
+    {"SUCCESS", DSN_NOTIFY_SUCCESS},
+    {"FAILURE", DSN_NOTIFY_FAILURE},
+    {"DELAY", DSN_NOTIFY_DELAY}};
 
 /* "notify": a list of words per recipient ([] = not given); "orcpt": a string or null each. */
 static int set_dsn_rcpts(json_t *obj, const struct spool_envelope *env, char *err, size_t errlen)
@@ -50,9 +46,9 @@ static int set_dsn_rcpts(json_t *obj, const struct spool_envelope *env, char *er
         json_t *words = json_array(), *o;
         if (words == NULL || json_array_append_new(notify, words) == -1)
             goto nomem;
-        for (size_t w = 0; w < NOTIFY_WORDS; w++)
-            if ((bits & notify_words[w].bit) &&
-                json_array_append_new(words, json_string(notify_words[w].word)) == -1)
+        for (size_t w = 0; w < SPOOL_NOTIFY_WORDS; w++)
+            if ((bits & spool_notify_words[w].bit) &&
+                json_array_append_new(words, json_string(spool_notify_words[w].word)) == -1)
                 goto nomem;
         if (env->orcpt != NULL && env->orcpt[i] != NULL) {
             o = json_string(env->orcpt[i]);
@@ -189,9 +185,9 @@ static bool get_notify_list(json_t *list, unsigned *bits)
         unsigned bit = 0;
         if (!json_is_string(v))
             return false;
-        for (size_t w = 0; w < NOTIFY_WORDS; w++)
-            if (strcmp(json_string_value(v), notify_words[w].word) == 0)
-                bit = notify_words[w].bit;
+        for (size_t w = 0; w < SPOOL_NOTIFY_WORDS; w++)
+            if (strcmp(json_string_value(v), spool_notify_words[w].word) == 0)
+                bit = spool_notify_words[w].bit;
         if (bit == 0 || (*bits & bit))
             return false;
         *bits |= bit;

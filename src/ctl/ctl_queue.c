@@ -29,15 +29,6 @@ static int open_spool(const struct ctl *c, struct spool **s)
     return 0;
 }
 
-/* RFC 3461 4.1 NOTIFY words, in the order the queue file writes them. */
-static const struct {
-    const char *word;
-    unsigned bit;
-} notify_words[] = {{"NEVER", DSN_NOTIFY_NEVER},
-                    {"SUCCESS", DSN_NOTIFY_SUCCESS},
-                    {"FAILURE", DSN_NOTIFY_FAILURE},
-                    {"DELAY", DSN_NOTIFY_DELAY}};
-
 static unsigned rcpt_notify(const struct spool_envelope *env, size_t i)
 {
     return env->notify != NULL ? env->notify[i] : 0;
@@ -53,10 +44,10 @@ static const char *notify_text(unsigned bits, char *buf, size_t cap)
 {
     size_t n = 0;
     buf[0] = '\0';
-    for (size_t w = 0; w < sizeof notify_words / sizeof notify_words[0]; w++)
-        if (bits & notify_words[w].bit)
+    for (size_t w = 0; w < SPOOL_NOTIFY_WORDS; w++)
+        if (bits & spool_notify_words[w].bit)
             n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "",
-                                  notify_words[w].word);
+                                  spool_notify_words[w].word);
     return buf;
 }
 
@@ -68,9 +59,9 @@ static json_t *envelope_json(const struct spool_envelope *env)
     for (size_t i = 0; i < env->n_rcpts; i++) {
         json_array_append_new(rcpts, json_string(env->rcpts[i]));
         json_t *words = json_array();
-        for (size_t w = 0; w < sizeof notify_words / sizeof notify_words[0]; w++)
-            if (rcpt_notify(env, i) & notify_words[w].bit)
-                json_array_append_new(words, json_string(notify_words[w].word));
+        for (size_t w = 0; w < SPOOL_NOTIFY_WORDS; w++)
+            if (rcpt_notify(env, i) & spool_notify_words[w].bit)
+                json_array_append_new(words, json_string(spool_notify_words[w].word));
         json_array_append_new(notify, words);
         const char *o = rcpt_orcpt(env, i);
         json_array_append_new(orcpt, o != NULL ? json_string(o) : json_null());
@@ -135,8 +126,7 @@ static int queue_list(struct ctl *c, char **pos, int npos)
         return rc;
     struct listing l = {c->json ? json_array() : NULL, s};
     if (!c->json)
-        printf("%-16s %-24s %10s %-32s %5s %s\n", "ID", "TIME", "SIZE", "SENDER", "RCPTS",
-               "STATE");
+        printf("%-16s %-24s %10s %-32s %5s %s\n", "ID", "TIME", "SIZE", "SENDER", "RCPTS", "STATE");
     int n = spool_list(s, list_entry, &l);
     int h = n < 0 ? -1 : spool_ids(s, true, list_held, &l);
     spool_close(s);

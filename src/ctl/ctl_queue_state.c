@@ -35,14 +35,13 @@ void ctl_queue_state_json(struct spool *s, const struct spool_envelope *env, jso
             ctl_time_ms(r->last_ms, last, sizeof last);
         if (r->status == QS_DEFERRED && r->next_ms > 0)
             ctl_time_ms(r->next_ms, next, sizeof next);
-        json_t *o = json_pack("{s:s, s:s, s:i, s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "rcpt",
-                              env->rcpts[i], "status", qs_status_name(r->status), "attempts",
-                              (int)r->attempts,
-                              "last_attempt", last[0] ? json_string(last) : json_null(),
-                              "next_attempt", next[0] ? json_string(next) : json_null(),
-                              "reply_code", r->code, "reply_enhanced", r->enhanced, "reply_text",
-                              r->text, "remote", r->remote, "stage", r->stage, "dsn_queue_id",
-                              r->dsn_id);
+        json_t *o =
+            json_pack("{s:s, s:s, s:i, s:o, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "rcpt",
+                      env->rcpts[i], "status", qs_status_name(r->status), "attempts",
+                      (int)r->attempts, "last_attempt", last[0] ? json_string(last) : json_null(),
+                      "next_attempt", next[0] ? json_string(next) : json_null(), "reply_code",
+                      r->code, "reply_enhanced", r->enhanced, "reply_text", r->text, "remote",
+                      r->remote, "stage", r->stage, "dsn_queue_id", r->dsn_id);
         json_array_append_new(arr, o);
     }
     json_object_set_new(j, "held", json_boolean(spool_is_held(s, env->queue_id)));
@@ -59,8 +58,7 @@ void ctl_queue_state_print(struct spool *s, const struct spool_envelope *env)
         printf("held                yes (submitctl queue release %s)\n", env->queue_id);
     for (size_t i = 0; i < env->n_rcpts; i++) {
         const struct qs_rcpt *r = &st[i];
-        printf("%-19s <%s> %s", i == 0 ? "delivery" : "", env->rcpts[i],
-               qs_status_name(r->status));
+        printf("%-19s <%s> %s", i == 0 ? "delivery" : "", env->rcpts[i], qs_status_name(r->status));
         if (r->attempts > 0)
             printf(", %u attempt%s", r->attempts, r->attempts == 1 ? "" : "s");
         if (r->status == QS_DEFERRED && r->next_ms > 0) {
@@ -103,7 +101,7 @@ const char *ctl_queue_state_summary(struct spool *s, const struct spool_envelope
     buf[0] = '\0';
     for (int k = QS_PENDING; k <= QS_BOUNCED && used < cap; k++)
         if (count[k] > 0)
-            used += (size_t)snprintf(buf + used, cap - used, "%s%u %s", used ? ", " : "",
-                                     count[k], qs_status_name((enum qs_status)k));
+            used += (size_t)snprintf(buf + used, cap - used, "%s%u %s", used ? ", " : "", count[k],
+                                     qs_status_name((enum qs_status)k));
     return buf;
 }

@@ -21,49 +21,13 @@
 
 #include "queue_state.h"
 #include "spool.h"
+#include "spool_fixture.h"
 
 #define ID "6614BB063E4879E1"
 
-struct fixture {
-    char dir[64];
-    char err[512];
-    struct spool *spool;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_queue_state.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
-    if (fx->spool == NULL) {
-        fprintf(stderr, "spool_open: %s\n", fx->err);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *fx = *state;
-    spool_close(fx->spool);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
+    return fixture_setup(state, "test_queue_state", true);
 }
 
 static void state_path(const struct fixture *fx, const char *id, char *path, size_t cap)

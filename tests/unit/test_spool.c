@@ -24,14 +24,14 @@
 #include <unistd.h>
 
 #include "spool.h"
+#include "spool_fixture.h"
 
 #define WAIT_SECONDS 120 /* bound on every wait for done callbacks */
 
-struct fixture {
-    char dir[64];
-    char err[512];
-    struct spool *spool;
-};
+static int setup(void **state)
+{
+    return fixture_setup(state, "test_spool", false);
+}
 
 /* Counts done callbacks and remembers their results. */
 struct waiter {
@@ -93,50 +93,11 @@ static bool waiter_wait(struct waiter *w, size_t n)
     return ok;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* These tests cover the file path (every message its own file from the start);
  * test_spool_journal.c covers the journal. */
 static struct spool *open_file_mode(struct fixture *fx)
 {
-    struct spool *sp = spool_open(fx->dir, fx->err, sizeof fx->err);
-    if (sp != NULL)
-        spool_set_journal(sp, false);
-    return sp;
-}
-
-static int setup(void **state)
-{
-    struct fixture *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_spool.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
-    fx->spool = open_file_mode(fx);
-    if (fx->spool == NULL) {
-        fprintf(stderr, "spool_open: %s\n", fx->err);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *fx = *state;
-    spool_close(fx->spool);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
+    return fixture_open(fx, false);
 }
 
 static void reopen(struct fixture *fx)
@@ -144,22 +105,6 @@ static void reopen(struct fixture *fx)
     spool_close(fx->spool);
     fx->spool = open_file_mode(fx);
     assert_non_null(fx->spool);
-}
-
-static int count_files(const struct fixture *fx, const char *sub)
-{
-    char path[128];
-    struct dirent *de;
-    int n = 0;
-    DIR *d;
-    snprintf(path, sizeof path, "%s/spool/%s", fx->dir, sub);
-    d = opendir(path);
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 static char rcpt_a[] = "alice@example.com";

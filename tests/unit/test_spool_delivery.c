@@ -24,49 +24,12 @@
 
 #include "queue_state.h"
 #include "spool.h"
+#include "spool_fixture.h"
 #include "spool_journal.h"
-
-struct fixture {
-    char dir[64];
-    char err[512];
-    struct spool *spool;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_spool_delivery.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
-    if (fx->spool == NULL) {
-        fprintf(stderr, "spool_open: %s\n", fx->err);
-        return -1;
-    }
-    spool_set_journal(fx->spool, false); /* no thread: each commit completes at once */
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *fx = *state;
-    spool_close(fx->spool);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
+    return fixture_setup(state, "test_spool_delivery", false);
 }
 
 static void reopen(struct fixture *fx)

@@ -24,66 +24,14 @@
 #include <unistd.h>
 
 #include "spool.h"
+#include "spool_fixture.h"
 #include "spool_journal.h"
 
 #define WAIT_SECONDS 60
 
-struct fixture {
-    char dir[64];
-    char err[512];
-    struct spool *spool;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_journal.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
-    if (fx->spool == NULL) {
-        fprintf(stderr, "spool_open: %s\n", fx->err);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *fx = *state;
-    spool_close(fx->spool);
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
-static int count_files(const struct fixture *fx, const char *sub)
-{
-    char path[128];
-    struct dirent *de;
-    int n = 0;
-    DIR *d;
-    snprintf(path, sizeof path, "%s/spool/%s", fx->dir, sub);
-    d = opendir(path);
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
+    return fixture_setup(state, "test_journal", true);
 }
 
 /* Reads DIR/spool/SUB/NAME whole; returns its length. */
