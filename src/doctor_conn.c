@@ -4,6 +4,8 @@
  * certificate verification with the host name check of RFC 6125, and the transcript. */
 #include "doctor_conn.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,9 +28,13 @@
 #define DCONN_LINE_MAX 4096
 #define DCONN_INBUF 16384
 
+/* How often a wait looks at the cancel flag. */
+#define DCONN_CANCEL_SLICE_MS 250
+
 struct dconn {
     int fd;
     int timeout_ms;
+    const atomic_bool *cancel; /* dconn_set_cancel */
     SSL_CTX *ctx;
     SSL *ssl;
     struct dtranscript *t;
@@ -146,6 +152,11 @@ void dconn_free(struct dconn *c)
 }
 
 /* Waits for events on the socket until deadline. 1 ready, 0 timeout, -1 error (in err). */
+void dconn_set_cancel(struct dconn *c, const atomic_bool *cancel)
+{
+    c->cancel = cancel;
+}
+
 static int wait_fd(struct dconn *c, short events, long long deadline, char *err, size_t errlen)
 {
     for (;;) {
@@ -153,11 +164,21 @@ static int wait_fd(struct dconn *c, short events, long long deadline, char *err,
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = c->fd, .events = events};
-        int rc = poll(&p, 1, (int)left);
+        /* with a cancel flag, wake up a few times a second to look at it */
+        int slice =
+            c->cancel != NULL && left > DCONN_CANCEL_SLICE_MS ? DCONN_CANCEL_SLICE_MS : (int)left;
+        int rc = poll(&p, 1, slice);
         if (rc > 0)
             return 1;
-        if (rc == 0)
+        if (c->cancel != NULL && atomic_load(c->cancel)) {
+            snprintf(err, errlen, "abandoned: the server is stopping");
+            return -1;
+        }
+        if (rc == 0) {
+            if (slice < left)
+                continue;
             return 0;
+        }
         if (errno != EINTR) {
             snprintf(err, errlen, "poll: %s", strerror(errno));
             return -1;

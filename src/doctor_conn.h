@@ -6,6 +6,7 @@
 #ifndef SUBMITD_DOCTOR_CONN_H
 #define SUBMITD_DOCTOR_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,6 +46,9 @@ struct dconn;
 struct dconn *dconn_new(int timeout_ms, struct dtranscript *t);
 void dconn_free(struct dconn *c);
 
+/* Waits give up within a quarter second once *cancel is true (a delivery thread at shutdown);
+ * NULL: only the timeouts. */
+void dconn_set_cancel(struct dconn *c, const atomic_bool *cancel);
 /* Connects to one address. */
 enum dconn_status dconn_connect(struct dconn *c, const struct dconn_addr *a, char *err,
                                 size_t errlen);

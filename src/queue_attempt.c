@@ -131,6 +131,7 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
     t.auth = auth_of(route->auth);
     snprintf(t.user, sizeof t.user, "%s", route->user);
     snprintf(t.helo, sizeof t.helo, "%s", r->hostname);
+    t.cancel = &r->cancel;
     char *token = NULL;
     char token_key[SMTP_DOMAIN_MAX + 1300];
     if (t.auth == RELAY_AUTH_XOAUTH2) {

@@ -155,6 +155,7 @@ void queue_runner_stop(struct queue_runner *r)
         return;
     pthread_mutex_lock(&r->lock);
     r->stopping = true;
+    atomic_store(&r->cancel, true);
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     for (unsigned i = 0; i < r->n_threads; i++)

@@ -42,7 +42,8 @@ void queue_runner_ready(const char *queue_id, void *arg);
 /* control_fn for control_start. */
 int queue_runner_control(enum control_cmd cmd, const char *queue_id, char *text, size_t cap,
                          void *arg);
-/* Lets the attempts under way finish (each bounded by its timeouts) and stops the threads. */
+/* Stops the threads; attempts under way are abandoned within a quarter second (deferred, tried
+ * again after the restart). */
 void queue_runner_stop(struct queue_runner *r);
 /* After spool_close (which may still announce messages). */
 void queue_runner_free(struct queue_runner *r);

@@ -4,6 +4,7 @@
 #define SUBMITD_QUEUE_RUNNER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ struct queue_runner {
     char hostname[256];
     char datadir[4096];
     struct oauth_tokens *tokens;
+    atomic_bool cancel;   /* stopping: attempts under way give up (relay.h) */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t cond;  /* work may be due; stopping */
     struct qsched *sched;
@@ -28,9 +30,9 @@ struct queue_runner {
 
 /* What an attempt decided for the schedule. */
 struct attempt_outcome {
-    int64_t due_ms;              /* next attempt; 0 = forget the message (done, held, gone) */
-    char route[256];             /* the tenant whose route carries it ("" when unknown) */
-    unsigned route_limit;        /* that route's max_connections (0 = unknown) */
+    int64_t due_ms;       /* next attempt; 0 = forget the message (done, held, gone) */
+    char route[256];      /* the tenant whose route carries it ("" when unknown) */
+    unsigned route_limit; /* that route's max_connections (0 = unknown) */
 };
 
 int64_t queue_now_ms(void);

@@ -195,6 +195,8 @@ void relay_deliver(const struct relay_target *target, const struct spool_envelop
     struct relay_run *r = calloc(1, sizeof *r);
     struct smtp_client *sc = smtp_client_new(&cfg, env, res);
     struct dconn *conn = dconn_new(RELAY_CONNECT_MS, NULL);
+    if (conn != NULL)
+        dconn_set_cancel(conn, target->cancel);
     if (r == NULL || sc == NULL || conn == NULL) {
         delivery_result_all(res, DELIVERY_TEMP, 0, "4.3.0", "connect",
                             "out of memory starting a delivery");

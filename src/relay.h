@@ -8,6 +8,7 @@
 #define SUBMITD_RELAY_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -47,6 +48,7 @@ struct relay_target {
                          * wipes it; never logged */
     char helo[256];     /* our name in EHLO/LHLO */
     struct relay_timeouts timeouts;
+    const atomic_bool *cancel; /* true: give up at once (the server is stopping); may be NULL */
 };
 
 /* Delivers the message of env (msg positioned at its first octet; env->size octets follow) to

@@ -166,6 +166,40 @@ class RelayToSmtpSinkTest(DeliveryCase):
         self.assertEqual(r.returncode, 1)
 
 
+class StopWhileRelayingTest(DeliveryCase):
+    """SIGTERM while a delivery waits on a slow smarthost: the attempt is abandoned at once (the
+    message stays queued and deferred, retried after the restart) instead of holding the stop
+    for up to the 10 minutes RFC 5321 allows for the reply to the final dot."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = SmtpSink(["-a", "-w", "60"])  # 60 s before its reply to DATA
+        cls.sink.start()
+        super().setUpClass()
+        cls.daemon.ctl("tenant", "route", "example.com", "relay",
+                       "127.0.0.1:%d" % cls.sink.port, "--tls", "none")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.sink.cleanup()
+
+    def test_stop_abandons_the_attempt(self):
+        qid = self.submit(message(subject="slow peer"))
+        time.sleep(1.5)  # the attempt is now waiting for the sink's reply to DATA
+        started = time.monotonic()
+        status = self.daemon.stop()
+        took = time.monotonic() - started
+        self.assertEqual(status, 0)
+        self.assertLess(took, 5.0, "the stop waited for the delivery")
+        self.daemon.start()
+        self.assertIn(qid, self.daemon.queue_ids())
+        ev = self.wait_action(qid, "deferred")[0]
+        self.assertIn("stopping", ev["reply_text"])
+
+
 class NoRouteTest(DeliveryCase):
     def test_waits_without_route(self):
         qid = self.submit(message(subject="no route"))
