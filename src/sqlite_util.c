@@ -7,6 +7,9 @@
 
 #include <sqlite3.h>
 
+/* Pause between tries to switch a database to WAL while another connection holds it. */
+#define SQLU_SETUP_RETRY_MS 20
+
 int sqlu_open_wal(const char *path, int busy_ms, const char *more_pragmas, sqlite3 **db,
                   const char **failed)
 {
@@ -17,7 +20,17 @@ int sqlu_open_wal(const char *path, int busy_ms, const char *more_pragmas, sqlit
         sqlite3_extended_result_codes(*db, 1);
         sqlite3_busy_timeout(*db, busy_ms);
         step = "setting up";
-        rc = sqlu_script(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+        /* Switching to WAL needs a lock that SQLite's busy handler does not wait for (another
+         * process creating the same database at that moment): wait here, as long as for any
+         * other lock. */
+        for (int waited = 0;; waited += SQLU_SETUP_RETRY_MS) {
+            rc = sqlu_script(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+            if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+                break;
+            if (waited >= busy_ms)
+                break;
+            sqlite3_sleep(SQLU_SETUP_RETRY_MS);
+        }
         if (rc == SQLITE_OK && more_pragmas != NULL)
             rc = sqlu_script(*db, more_pragmas);
     }

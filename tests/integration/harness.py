@@ -445,7 +445,26 @@ class Daemon:
         self.start()
 
     def wait_ready(self):
+        """Every listener accepts and the daemon logged event=ready: the listeners are bound
+        early in its start, before it has opened its databases, so a connection alone does not
+        mean it is up (a submitctl run then would race with its start)."""
         deadline = time.monotonic() + READY_TIMEOUT
+        self._wait_ports(deadline)
+        ready_before = getattr(self, "_readies", 0)
+        while True:
+            readies = self.log().count("event=ready ")
+            if readies > ready_before:
+                self._readies = readies
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("submitd exited with %s while starting\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            if time.monotonic() > deadline:
+                raise AssertionError("submitd did not log event=ready within %.0f s\n%s"
+                                     % (READY_TIMEOUT, self.log_tail()))
+            time.sleep(0.02)
+
+    def _wait_ports(self, deadline):
         pending = list(self.ports.values())
         while pending:
             if self.proc.poll() is not None:
@@ -644,12 +663,15 @@ class Daemon:
         return records
 
     def queue_ids(self):
-        """The ids of every acknowledged message still held: queue/ and the journal."""
+        """The ids of every acknowledged message still held: the journal, then queue/ (in that
+        order: a record is dropped from the journal only after its file is in queue/, so a
+        message moving between them is seen in one or the other)."""
+        journal = set(self.journal_records())
         try:
             ids = set(n for n in os.listdir(self.queue_dir()) if not n.startswith("."))
         except FileNotFoundError:
             ids = set()
-        return ids | set(self.journal_records())
+        return ids | journal
 
     def tmp_files(self):
         try:
@@ -661,13 +683,10 @@ class Daemon:
         """(envelope dict, message bytes) of DIR/spool/queue/ID (or its journal record, the
         same bytes, when the file is not written yet): line 1 'SUBMITD-QUEUE 2' (or 1, the
         format before DSN), line 2 the envelope JSON, then the message."""
-        try:
+        data = self.journal_records().get(queue_id)  # first, for the same reason
+        if data is None:
             with open(os.path.join(self.queue_dir(), queue_id), "rb") as f:
                 data = f.read()
-        except FileNotFoundError:
-            data = self.journal_records().get(queue_id)
-            if data is None:
-                raise
         first, rest = data.split(b"\n", 1)
         if first.rstrip(b"\r") not in (b"SUBMITD-QUEUE 1", b"SUBMITD-QUEUE 2"):
             raise AssertionError("queue file %s starts with %r" % (queue_id, first[:60]))
