@@ -83,18 +83,12 @@ static enum relay_auth auth_of(const char *s)
                                        : RELAY_AUTH_NONE;
 }
 
-struct rotate_ctx {
-    struct directory *dir;
-    const char *tenant;
-};
-
+/* oauth_rotated_fn: tokens are cached per tenant (key), so key names the route to update. */
 static void store_rotated(const char *key, const char *token, void *arg)
 {
-    struct rotate_ctx *c = arg;
-    (void)key;
-    if (dir_route_set_refresh_token(c->dir, c->tenant, token) != DIR_OK)
-        log_error("tenant=%s event=refresh-token-not-stored reason=\"%s\"", c->tenant,
-                  dir_error(c->dir));
+    struct directory *dir = arg;
+    if (dir_route_set_refresh_token(dir, key, token) != DIR_OK)
+        log_error("tenant=%s event=refresh-token-not-stored reason=\"%s\"", key, dir_error(dir));
 }
 
 /* Delivers the recipients sub->rcpts over the route; res has sub->n_rcpts entries. */
@@ -133,7 +127,6 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
     snprintf(t.helo, sizeof t.helo, "%s", r->hostname);
     t.cancel = &r->cancel;
     char *token = NULL;
-    char token_key[SMTP_DOMAIN_MAX + 1300];
     if (t.auth == RELAY_AUTH_XOAUTH2) {
         struct oauth_client_params op = {
             .token_url = route->token_url,
@@ -145,14 +138,11 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
             .secret_in_body = route->secret_in_body,
             .cafile = route->cafile,
         };
-        struct rotate_ctx rc = {dir, sub->tenant};
         bool temporary = true;
         char err[300];
-        /* A token belongs to the tenant and the client it was issued to: a changed route
-         * starts afresh. */
-        snprintf(token_key, sizeof token_key, "%s %s %s", sub->tenant, route->client_id,
-                 route->token_url);
-        token = oauth_tokens_get(r->tokens, token_key, &op, store_rotated, &rc, &temporary, err,
+        /* Keyed by tenant; the cache itself refetches when the route's endpoint, client or
+         * scope changed (oauth_client.c). */
+        token = oauth_tokens_get(r->tokens, sub->tenant, &op, store_rotated, dir, &temporary, err,
                                  sizeof err);
         if (token == NULL) {
             char text[400];
@@ -172,7 +162,7 @@ static void deliver(struct queue_runner *r, struct directory *dir, const struct 
     } else {
         relay_deliver(&t, sub, fp, res);
         if (res->auth_rejected && token != NULL)
-            oauth_tokens_invalidate(r->tokens, token_key);
+            oauth_tokens_invalidate(r->tokens, sub->tenant);
     }
     if (token != NULL) {
         sodium_memzero(token, strlen(token));
