@@ -462,8 +462,7 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
                  "acknowledged) from before a crash\"",
                  spool_recovered(s->spool));
     if (spool_replayed(s->spool) > 0)
-        log_warn("event=spool-recovery replayed=%d reason=\"acknowledged messages written from "
-                 "the journal to the queue after a crash\"",
+        log_info("event=spool-journal messages=%d note=\"queued messages living in the journal\"",
                  spool_replayed(s->spool));
     spool_set_journal(s->spool, cfg->spool_journal);
     s->logw = logwriter_start(datadir, err, errlen);

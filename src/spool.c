@@ -161,8 +161,10 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
     s->tmp_fd = s->queue_fd = s->journal_fd = s->hold_fd = s->state_fd = -1;
     s->journal = true;
     s->pending_tail = &s->pending;
-    s->mat_tail = &s->mat_pending;
+    s->reader = !recover;
+    s->journal_age_ms = SPOOL_JOURNAL_AGE_MS;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->move_lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->journal_cond, NULL);
 
@@ -194,7 +196,7 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
         close(spool_fd);
         goto fail;
     }
-    /* The journal is replayed before stale state files are sought: a replayed message counts. */
+    /* The journal is indexed before stale state files are sought: its messages count. */
     if (s->state_fd == -1 || (recover && clean_tmp(s, err, errlen) == -1) ||
         (recover && spool_journal_open(s, spool_fd, err, errlen) == -1) ||
         (recover && spool_delivery_recover(s, err, errlen) == -1)) {
@@ -246,6 +248,11 @@ void spool_set_journal(struct spool *s, bool on)
     s->journal = on && s->journal_fd != -1;
 }
 
+void spool_set_journal_age(struct spool *s, int64_t ms)
+{
+    s->journal_age_ms = ms;
+}
+
 uint64_t spool_batches(const struct spool *s)
 {
     struct spool *m = (struct spool *)s; /* only the lock is touched */
@@ -256,16 +263,25 @@ uint64_t spool_batches(const struct spool *s)
     return n;
 }
 
-/* Picks a fresh id that is free in both tmp/ and queue/; with `create`, creates tmp/ID and
- * returns its descriptor (else returns 0). The id is what keeps journalled messages apart
- * too: they have no file in tmp/ until the materializer writes one. */
+/* Whether the journal holds a message with this id. */
+static bool in_index(struct spool *s, const char *id)
+{
+    pthread_mutex_lock(&s->lock);
+    bool found = jindex_get(&s->index, id) != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+/* Picks a fresh id that is free in tmp/, queue/ and the journal; with `create`, creates tmp/ID
+ * and returns its descriptor (else returns 0). The id is what keeps journalled messages apart:
+ * they have no file of their own. */
 static int new_id(struct spool *s, char id[QUEUE_ID_LEN + 1], bool create, char *err, size_t errlen)
 {
     struct stat st;
     int tries, fd;
     for (tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
         make_id(s, id);
-        if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 || in_index(s, id))
             continue;
         if (errno != ENOENT) {
             snprintf(err, errlen, "stat %s/queue/%s: %s", s->dir, id, strerror(errno));
@@ -287,6 +303,20 @@ static int new_id(struct spool *s, char id[QUEUE_ID_LEN + 1], bool create, char 
     snprintf(err, errlen, "create %s/tmp: no free queue id after %d tries", s->dir, tries);
     errno = EEXIST;
     return -1;
+}
+
+struct spool_file *spool_tombstone(struct spool *s, const char *id)
+{
+    struct spool_file *f = malloc(sizeof *f); /* its buffer stays unused (and unwritten) */
+    if (f == NULL)
+        return NULL;
+    memset(f, 0, offsetof(struct spool_file, buf));
+    f->spool = s;
+    f->fd = -1;
+    f->tomb = f->journaled = true;
+    memcpy(f->id, id, QUEUE_ID_LEN);
+    f->id[QUEUE_ID_LEN] = '\0';
+    return f;
 }
 
 void spool_file_free(struct spool_file *f)
@@ -448,7 +478,8 @@ void spool_commit(struct spool_file *f, spool_done_fn done, void *arg)
     f->next = NULL;
     pthread_mutex_lock(&s->lock);
     started = s->started && !s->stopping;
-    f->journaled = started && f->fd == -1 && f->err == 0 && spool_journal_has_room(s);
+    if (!f->tomb)
+        f->journaled = started && f->fd == -1 && f->err == 0 && spool_journal_has_room(s);
     pthread_mutex_unlock(&s->lock);
     if (!f->journaled)
         (void)flush_file(f); /* a failure is in f->err; the batch reports it */
@@ -462,6 +493,10 @@ void spool_commit(struct spool_file *f, spool_done_fn done, void *arg)
     pthread_mutex_unlock(&s->lock);
     if (started)
         return;
+    if (f->tomb) { /* no thread (an offline submitctl, or at open): here and now */
+        spool_journal_commit(s, f);
+        return;
+    }
     if (f->journaled) { /* spool_close began meanwhile: the file path, here and now */
         f->journaled = false;
         (void)flush_file(f);
@@ -548,33 +583,8 @@ static int read_envelope(FILE *fp, const char *id, struct spool_envelope *env, l
     return 0;
 }
 
-struct journal_find {
-    const char *id;
-    int fd; /* a memfd holding the record's payload, -1 until found */
-};
-
-static int find_record(const struct journal_record *r, int64_t mtime_ms, void *arg)
-{
-    struct journal_find *jf = arg;
-    (void)mtime_ms;
-    if (strcmp(r->id, jf->id) != 0)
-        return 0;
-    jf->fd = memfd_create("submitd-journal-record", MFD_CLOEXEC);
-    if (jf->fd == -1)
-        return -1;
-    if (spool_write_all(jf->fd, r->payload, r->len) == -1 || lseek(jf->fd, 0, SEEK_SET) == -1) {
-        int e = errno;
-        close(jf->fd);
-        jf->fd = -1;
-        errno = e;
-        return -1;
-    }
-    return 1;
-}
-
-/* Opens queue/ID (or hold/ID, a held message) for reading, or, when it is not written yet, its
- * journal record (a reader's view: acknowledged messages are listed before the materializer
- * writes them); ENOENT for an id that cannot exist (also stops "../x"). */
+/* Opens queue/ID (or hold/ID, a held message) for reading, or a copy of its journal record (a
+ * memfd); ENOENT for an id that cannot exist (also stops "../x"). */
 static FILE *open_queued(struct spool *s, const char *queue_id)
 {
     int fd, e;
@@ -587,15 +597,26 @@ static FILE *open_queued(struct spool *s, const char *queue_id)
     if (fd == -1 && errno == ENOENT)
         fd = openat(s->hold_fd, queue_id, O_RDONLY | O_CLOEXEC);
     if (fd == -1 && errno == ENOENT) {
-        struct journal_find jf = {queue_id, -1};
-        if (spool_journal_scan(s, find_record, &jf) == -1)
+        unsigned char *payload = NULL;
+        size_t len = 0;
+        int found = spool_journal_get(s, queue_id, &payload, &len);
+        if (found == -1)
             return NULL;
-        fd = jf.fd;
-        if (fd == -1) {
-            /* written to queue/ while we looked, or no such message */
+        if (found == 1) {
+            fd = memfd_create("submitd-journal-record", MFD_CLOEXEC);
+            if (fd != -1 && (spool_write_all(fd, payload, len) == -1 ||
+                             lseek(fd, 0, SEEK_SET) == -1)) {
+                e = errno;
+                close(fd);
+                fd = -1;
+                errno = e;
+            }
+            free(payload);
+        } else {
+            /* moved to queue/ or hold/ while we looked, or no such message */
             fd = openat(s->queue_fd, queue_id, O_RDONLY | O_CLOEXEC);
-            if (fd == -1)
-                return NULL;
+            if (fd == -1 && errno == ENOENT)
+                fd = openat(s->hold_fd, queue_id, O_RDONLY | O_CLOEXEC);
         }
     }
     if (fd == -1)

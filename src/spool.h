@@ -1,10 +1,11 @@
 /* spool.h: the durable queue (SPEC section 7). spool_commit hands a message to the group-commit
  * thread, which makes a batch of messages durable together and only then reports success (the
  * caller then sends 250): a message that fits in memory is appended to the journal with one
- * fdatasync for the whole batch (a materializer thread writes it to DIR/spool/queue/ID soon
- * after); a larger one is written to DIR/spool/tmp/ID as it arrives, fdatasync'd, renamed into
- * queue/, and queue/ fsynced once per batch. On start, files left in tmp/ (no 250 was ever sent
- * for them) are removed and the journal is replayed into queue/. Formats: docs/spool.md. */
+ * fdatasync for the whole batch and lives there until it is delivered, held or deleted (a
+ * log-structured queue: no file per message); a larger one is written to DIR/spool/tmp/ID as it
+ * arrives, fdatasync'd, renamed into queue/, and queue/ fsynced once per batch. On start, files
+ * left in tmp/ (no 250 was ever sent for them) are removed and the journal is indexed again.
+ * Either way a message is found by its queue id. Formats: docs/spool.md. */
 #ifndef SUBMITD_SPOOL_H
 #define SUBMITD_SPOOL_H
 
@@ -69,19 +70,19 @@ int spool_start(struct spool *s);
 void spool_close(struct spool *s);
 /* How many leftover files spool_open removed from tmp/. */
 int spool_recovered(const struct spool *s);
-/* How many journal records spool_open wrote to queue/ (messages acknowledged before a crash
- * whose queue file was not yet written). */
+/* How many messages spool_open found living in the journal. */
 int spool_replayed(const struct spool *s);
 /* Small messages go through the journal (the default; docs/spool.md). Off: every message gets
  * its own file from the start, as a reader's spool does. Call before spool_start. */
 void spool_set_journal(struct spool *s, bool on);
-/* Tells fn (on a spool thread) the id of every committed message once it may be delivered: on
- * the file path when its commit completes, on the journal path once its record is gone from the
- * journal (so that a message delivered and removed can never be replayed; docs/spool.md).
- * Messages already queued at open are not announced: the caller lists them. Call before
- * spool_start. */
+/* Tells fn (on a spool thread) the id of every committed message once it is durable and may be
+ * delivered. Messages already queued at open are not announced: the caller lists them
+ * (spool_ids). Call before spool_start. */
 typedef void (*spool_ready_fn)(const char *queue_id, void *arg);
 void spool_set_ready(struct spool *s, spool_ready_fn fn, void *arg);
+/* A message still queued when its journal segment is this old is moved to a file of its own in
+ * queue/ (default 5 minutes; docs/spool.md). For tests. Call before spool_start. */
+void spool_set_journal_age(struct spool *s, int64_t ms);
 /* How many group commits (batches) have completed; for tests and statistics. */
 uint64_t spool_batches(const struct spool *s);
 
@@ -105,18 +106,21 @@ void spool_abort(struct spool_file *f);
 
 /* --- the delivery side (docs/spool.md, "Delivery"): DIR/spool/hold/ holds messages an
  * administrator held; DIR/spool/state/ID is each message's delivery state (queue_state.h). */
-/* queue/ID -> hold/ID and back, each directory fsynced. -1 with ENOENT when not there. */
+/* queue/ID (or the journal) -> hold/ID and back, each directory fsynced. -1 with ENOENT when
+ * not there; EAGAIN when a reader's spool is asked to hold a message living in the journal. */
 int spool_hold(struct spool *s, const char *queue_id);
 int spool_release(struct spool *s, const char *queue_id);
 bool spool_is_held(struct spool *s, const char *queue_id);
 /* Removes finished (or deleted) messages: unlinks queue/ID or hold/ID of each, fsyncs those
- * directories once, and only then unlinks their state files, so that after a crash a removed
- * message never comes back without its state (and is never delivered twice). Returns 0, or -1
- * with errno; messages that could not be removed stay whole. */
+ * directories once, writes one group-committed tombstone for those living in the journal, and
+ * only then unlinks their state files, so that after a crash a removed message never comes back
+ * without its state (and is never delivered twice). Returns 0, or -1 with errno (EAGAIN: a
+ * reader's spool cannot remove a message living in the journal); messages that could not be
+ * removed stay whole. */
 int spool_remove(struct spool *s, const char *const *queue_ids, size_t n);
-/* Calls cb for every id in queue/ (held false) or hold/ (held true), in id order. At open, a
- * state file without its message is removed (its message was removed). Returns the count or
- * -1. */
+/* Calls cb for every id in queue/ and the journal (held false) or hold/ (held true), in id
+ * order. At open, a state file without its message is removed (its message was removed).
+ * Returns the count or -1. */
 int spool_ids(struct spool *s, bool held, void (*cb)(const char *queue_id, void *arg), void *arg);
 
 /* Queue listing, oldest first. Returns the number of messages or -1. */

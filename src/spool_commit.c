@@ -126,7 +126,7 @@ int spool_start(struct spool *s)
         errno = EALREADY;
         return -1;
     }
-    if (s->journal && spool_journal_start(s) == -1) {
+    if (!s->reader && s->journal_fd != -1 && spool_keeper_start(s) == -1) {
         rc = errno;
         pthread_mutex_unlock(&s->lock);
         errno = rc;
@@ -155,7 +155,8 @@ void spool_close(struct spool *s)
     pthread_mutex_unlock(&s->lock);
     if (started)
         pthread_join(s->thread, NULL);
-    spool_journal_stop(s); /* after the commit thread: nothing more reaches the journal */
+    spool_keeper_stop(s);
+    spool_journal_close(s); /* after both threads: nothing more reaches the journal */
     if (s->journal_fd != -1)
         close(s->journal_fd);
     spool_delivery_close(s);
@@ -165,6 +166,7 @@ void spool_close(struct spool *s)
         close(s->queue_fd);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->journal_cond);
+    pthread_mutex_destroy(&s->move_lock);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);

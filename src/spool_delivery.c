@@ -32,36 +32,50 @@ static bool exists_in(int dirfd, const char *id)
     return fstatat(dirfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-struct journal_look {
-    const char *id;
-    bool found;
-};
-
-static int look_for_id(const struct journal_record *r, int64_t mtime_ms, void *arg)
-{
-    struct journal_look *look = arg;
-    (void)mtime_ms;
-    if (strcmp(r->id, look->id) != 0)
-        return 0;
-    look->found = true;
-    return 1;
-}
-
-/* Whether id has an intact record in the journal: acknowledged, not yet (or only just) written
- * to queue/. A journal that cannot be read counts as "no". */
+/* Whether the journal holds id (acknowledged, living in its segment). A journal that cannot be
+ * read counts as "no". */
 static bool in_journal(struct spool *s, const char *id)
 {
-    struct journal_look look = {id, false};
-    int e = errno; /* the caller's: the scan sets errno even when it succeeds */
-    if (spool_journal_scan(s, look_for_id, &look) == -1)
-        look.found = false;
+    int e = errno; /* the caller's: the lookup may set errno even when it succeeds */
+    bool found = spool_journal_get(s, id, NULL, NULL) == 1;
     errno = e;
-    return look.found;
+    return found;
+}
+
+/* Moves a message living in the journal to hold/ID: the file is written and made durable
+ * (hold/ fsynced), then a tombstone takes it out of the journal. -1 with ENOENT when the
+ * journal does not hold it (any more), EAGAIN for a reader's spool (only the server writes the
+ * journal). */
+static int hold_from_journal(struct spool *s, const char *id)
+{
+    unsigned char *payload = NULL;
+    size_t len = 0;
+    int rc = -1, found;
+    if (s->reader) {
+        errno = in_journal(s, id) ? EAGAIN : ENOENT;
+        return -1;
+    }
+    pthread_mutex_lock(&s->move_lock);
+    found = spool_journal_get(s, id, &payload, &len);
+    if (found == 0)
+        errno = ENOENT;
+    if (found == 1 && spool_journal_extract(s, id, payload, len, s->hold_fd) == 0) {
+        char ids[1][QUEUE_ID_LEN + 1];
+        snprintf(ids[0], sizeof ids[0], "%s", id);
+        if (fsync(s->hold_fd) == -1)
+            log_error("event=spool-failed op=fsync path=\"%s/hold\" error=\"%s\"", s->dir,
+                      strerror(errno));
+        else if (spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])ids, 1) == 0)
+            rc = 0;
+        /* On a failure hold/ID stays next to the record: the next start keeps the held copy. */
+    }
+    free(payload);
+    pthread_mutex_unlock(&s->move_lock);
+    return rc;
 }
 
 /* from/ID -> to/ID, never replacing a file, then fsyncs both directories (the new name first).
- * -1 with ENOENT when from/ID does not exist (EAGAIN when a message to hold is still only in
- * the journal), EEXIST when to/ID does. */
+ * -1 with ENOENT when from/ID does not exist, EEXIST when to/ID does. */
 static int move(struct spool *s, int from, const char *from_name, int to, const char *to_name,
                 const char *id)
 {
@@ -89,17 +103,21 @@ static int move(struct spool *s, int from, const char *from_name, int to, const 
         return -1;
     }
     return 0;
-fail: {
-    int e = errno;
-    if (e == ENOENT && from == s->queue_fd && in_journal(s, id))
-        e = EAGAIN;
-    errno = e; /* in_journal may have changed it */
+fail:
     return -1;
-}
 }
 
 int spool_hold(struct spool *s, const char *queue_id)
 {
+    if (move(s, s->queue_fd, "queue", s->hold_fd, "hold", queue_id) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    if (hold_from_journal(s, queue_id) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    /* moved from the journal to queue/ meanwhile */
     return move(s, s->queue_fd, "queue", s->hold_fd, "hold", queue_id);
 }
 
@@ -115,8 +133,9 @@ bool spool_is_held(struct spool *s, const char *queue_id)
 
 /* What spool_remove did with one id. */
 enum fate {
-    FATE_KEPT = 0,   /* not removed (an error, or only in the journal): state stays */
-    FATE_FROM_QUEUE, /* queue/ID unlinked */
+    FATE_KEPT = 0,     /* not removed (an error; a reader and a journal record): state stays */
+    FATE_FROM_QUEUE,   /* queue/ID unlinked */
+    FATE_FROM_JOURNAL, /* living in the journal: a tombstone will say it is gone */
     FATE_FROM_HOLD,  /* hold/ID unlinked */
     FATE_ABSENT      /* no message (removed before): its state file may go */
 };
@@ -148,7 +167,9 @@ static enum fate unlink_message(struct spool *s, const char *id, int *err)
                   strerror(errno));
         return FATE_KEPT;
     }
-    if (in_journal(s, id)) { /* acknowledged, not yet in queue/: not ours to remove yet */
+    if (in_journal(s, id)) { /* only the server writes the journal */
+        if (!s->reader)
+            return FATE_FROM_JOURNAL;
         *err = EAGAIN;
         return FATE_KEPT;
     }
@@ -165,26 +186,43 @@ int spool_remove(struct spool *s, const char *const *queue_ids, size_t n)
     if (n == 0)
         return 0;
     fate = calloc(n, 1);
-    if (fate == NULL)
+    char(*tombs)[QUEUE_ID_LEN + 1] = calloc(n, sizeof *tombs);
+    size_t n_tombs = 0;
+    if (fate == NULL || tombs == NULL) {
+        free(fate);
+        free(tombs);
         return -1;
+    }
+    /* The keeper does not move a message out of the journal while we look where it is. */
+    pthread_mutex_lock(&s->move_lock);
     for (i = 0; i < n; i++) {
         int e = 0;
         fate[i] = (unsigned char)unlink_message(s, queue_ids[i], &e);
         sync_queue |= fate[i] == FATE_FROM_QUEUE;
         sync_hold |= fate[i] == FATE_FROM_HOLD;
+        if (fate[i] == FATE_FROM_JOURNAL)
+            memcpy(tombs[n_tombs++], queue_ids[i], QUEUE_ID_LEN + 1);
         if (e == ENOENT)
             absent = e;
         else if (e != 0 && err == 0)
             err = e;
     }
-    /* Only once the unlinks are durable may the state go: else a crash could bring a message
-     * back without its state, and it would be delivered again to every recipient. */
+    /* Only once the unlinks (and tombstones) are durable may the state go: else a crash could
+     * bring a message back without its state, and it would be delivered again to every
+     * recipient. */
     const char *failed = sync_queue && fsync(s->queue_fd) == -1 ? "queue"
                          : sync_hold && fsync(s->hold_fd) == -1 ? "hold"
-                                                                : NULL;
+                         : n_tombs > 0 &&
+                                 spool_journal_forget(
+                                     s, (const char(*)[QUEUE_ID_LEN + 1])tombs, n_tombs) == -1
+                             ? "journal"
+                             : NULL;
+    pthread_mutex_unlock(&s->move_lock);
+    free(tombs);
     if (failed != NULL) {
         int e = errno;
-        log_error("event=spool-failed op=fsync path=\"%s/%s\" error=\"%s\"", s->dir, failed,
+        log_error("event=spool-failed op=%s path=\"%s/%s\" error=\"%s\"",
+                  strcmp(failed, "journal") == 0 ? "forget" : "fsync", s->dir, failed,
                   strerror(e));
         free(fate);
         errno = e;
@@ -211,14 +249,31 @@ int spool_remove(struct spool *s, const char *const *queue_ids, size_t n)
 int spool_ids(struct spool *s, bool held, void (*cb)(const char *queue_id, void *arg), void *arg)
 {
     char *ids;
-    size_t n, i;
+    char(*journal)[QUEUE_ID_LEN + 1] = NULL;
+    size_t n, n_journal = 0, i, j = 0;
+    int count = 0;
     if (spool_read_ids(held ? s->hold_fd : s->queue_fd, &ids, &n) == -1)
         return -1;
-    for (i = 0; i < n; i++)
+    /* not held: queue/ and the journal, merged in id order (an id in both is a message moved
+     * out of the journal whose tombstone is not written yet: once) */
+    if (!held && spool_journal_ids(s, &journal, &n_journal) == -1) {
+        free(ids);
+        return -1;
+    }
+    for (i = 0; i < n || j < n_journal;) {
+        const char *a = i < n ? ids + i * (QUEUE_ID_LEN + 1) : NULL;
+        const char *b = j < n_journal ? journal[j] : NULL;
+        int c = a == NULL ? 1 : b == NULL ? -1 : strcmp(a, b);
+        const char *id = c <= 0 ? a : b;
+        i += c <= 0;
+        j += c >= 0;
+        count++;
         if (cb != NULL)
-            cb(ids + i * (QUEUE_ID_LEN + 1), arg);
+            cb(id, arg);
+    }
     free(ids);
-    return (int)n;
+    free(journal);
+    return count;
 }
 
 struct id_set {

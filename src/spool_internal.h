@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "spool.h"
+#include "spool_index.h"
 #include "spool_journal.h"
 
 /* Queue files are written in version 2; version 1 files (no DSN parameters) are still read.
@@ -24,20 +25,21 @@ _Static_assert(sizeof SPOOL_MAGIC == sizeof SPOOL_MAGIC_V1,
 #define SPOOL_BUF_SIZE (64 * 1024)
 /* A journal segment is closed (a new one started) once it holds this much. */
 #define SPOOL_SEGMENT_MAX (4 * 1024 * 1024)
-/* Journalled messages not yet written to queue/ beyond which new ones take the file path, so a
- * slow disk holds memory bounded. */
-#define SPOOL_BACKLOG_MAX (32 * 1024 * 1024)
+/* The journal keeps a message until it is delivered; a message still queued when its segment is
+ * this old, or when the journal holds more than SPOOL_SEGMENTS_MAX segments, is moved to a file
+ * of its own in queue/ so that the segment can go (docs/spool.md, "Journal"). */
+#define SPOOL_JOURNAL_AGE_MS (300 * 1000)
+#define SPOOL_SEGMENTS_MAX 64
 
-/* One journal segment file, DIR/spool/journal/SEGMENT (docs/spool.md). */
+/* One journal segment file, DIR/spool/journal/SEGMENT (docs/spool.md). Segments form a list,
+ * oldest first; the newest may be the active one (appended to). */
 struct spool_segment {
-    struct spool_segment *next; /* in the closed list */
-    int fd;
+    struct spool_segment *next; /* the next younger segment */
+    int fd;                     /* read and append */
     char name[24];
-    uint64_t size;                 /* octets appended */
-    uint64_t appended;             /* records made durable in it */
-    uint64_t materialized;         /* of those, records now in queue/ */
-    char (*ids)[QUEUE_ID_LEN + 1]; /* the materialized ones, announced when it is emptied */
-    size_t n_ids, cap_ids;
+    uint64_t size;    /* octets appended (or read at open) */
+    uint64_t live;    /* records in it whose messages still live in the journal */
+    int64_t last_ms;  /* wall-clock time of its last append (its mtime at open) */
 };
 
 struct spool {
@@ -50,6 +52,8 @@ struct spool {
     int recovered;        /* files removed from tmp/ at open */
     int replayed;         /* journal records written to queue/ at open */
     bool journal;         /* small messages go through the journal (spool_set_journal) */
+    bool reader;          /* spool_open_reader: reads the journal from disk, writes nothing */
+    bool reader_indexed;  /* a reader has indexed the journal (its snapshot) */
     spool_ready_fn ready; /* spool_set_ready */
     void *ready_arg;
 
@@ -63,16 +67,19 @@ struct spool {
     uint64_t batches;
     int64_t last_us; /* id clock: strictly increasing within this process */
 
-    /* the journal (spool_journal.c), also under lock */
-    pthread_cond_t journal_cond; /* appending or resetting changed; work for the materializer */
-    struct spool_segment *active;
-    struct spool_segment *closed; /* full or failed segments waiting for their records */
+    /* the journal (spool_journal.c, spool_keeper.c), also under lock */
+    pthread_cond_t journal_cond; /* appending or resetting changed; work for the keeper */
+    struct spool_segment *segs;  /* every open segment, oldest first */
+    struct spool_segment *active; /* the newest one while appends go to it, else NULL */
     bool appending;               /* the commit thread writes to `active` */
-    bool resetting;               /* the materializer empties `active` */
-    struct spool_file *mat_pending, **mat_tail; /* durable in the journal, not yet in queue/ */
-    size_t mat_backlog;                         /* octets in mat_pending and being written */
-    bool mat_started, mat_stopping;
-    pthread_t mat_thread;
+    bool resetting;               /* the keeper empties `active` */
+    struct journal_index index;   /* messages living in the journal (a writer's spool) */
+    int64_t journal_age_ms;       /* SPOOL_JOURNAL_AGE_MS unless spool_set_journal_age */
+    bool keeper_started, keeper_stopping;
+    pthread_t keeper_thread;
+    /* Serializes moving messages out of the journal (to queue/ or hold/) with removing them:
+     * one message never ends up both moved and removed. Taken before `lock`. */
+    pthread_mutex_t move_lock;
 };
 
 struct spool_file {
@@ -88,7 +95,7 @@ struct spool_file {
     char *head; /* SPOOL_MAGIC and the envelope line: the start of the queue file */
     size_t head_len;
     bool journaled;                /* on its way through the journal */
-    struct spool_segment *segment; /* the journal segment that holds it */
+    bool tomb;                     /* a tombstone: the message `id` left the journal */
     char record[70];               /* its journal record header (JOURNAL_HEADER_LEN) */
     size_t used;                   /* octets waiting in buf */
     unsigned char buf[SPOOL_BUF_SIZE];
@@ -96,6 +103,8 @@ struct spool_file {
 
 /* spool.c */
 int spool_write_all(int fd, const void *buf, size_t n);
+/* A tombstone for id (spool_journal_forget); NULL when out of memory. */
+struct spool_file *spool_tombstone(struct spool *s, const char *id);
 /* Writes the head and the buffered bytes into tmp/ID (creating it) and leaves f->fd open. */
 int spool_file_materialize(struct spool_file *f);
 void spool_file_free(struct spool_file *f);
@@ -128,19 +137,38 @@ void spool_sync_files(struct spool *s, struct spool_file *batch);
 void spool_commit_files(struct spool *s, struct spool_file *batch);
 
 /* spool_journal.c */
-/* Opens (making) DIR/spool/journal and replays what a crash left there into queue/. */
+/* Opens (making) DIR/spool/journal and indexes the messages a previous run left there. */
 int spool_journal_open(struct spool *s, int spool_fd, char *err, size_t errlen);
-int spool_journal_start(struct spool *s);
-void spool_journal_stop(struct spool *s);
-/* Appends a batch of in-memory messages to the journal, makes it durable, calls each `done`
- * and hands the files to the materializer (or frees them on failure). */
+/* Appends a batch of in-memory messages and tombstones to the journal, makes it durable, updates
+ * the index, calls each `done`, announces the messages and frees the files. */
 void spool_journal_commit(struct spool *s, struct spool_file *batch);
-bool spool_journal_has_room(struct spool *s); /* backlog under SPOOL_BACKLOG_MAX; under lock */
+bool spool_journal_has_room(struct spool *s); /* the keeper runs; under lock */
+/* Durably forgets ids from the journal (tombstones, one group commit); the caller holds
+ * move_lock and has put every id's message elsewhere or wants it gone. 0, or -1 with errno. */
+int spool_journal_forget(struct spool *s, const char (*ids)[QUEUE_ID_LEN + 1], size_t n);
 /* A reader's view of the journal (submitctl): opens DIR/spool/journal when it exists. */
 int spool_journal_open_reader(struct spool *s, int spool_fd);
-/* Calls fn for every intact record of every segment (mtime_ms: the segment's modification
- * time) until fn returns non-zero. Returns 0, or -1 with errno. */
+/* Calls fn for every message living in the journal (an intact record not forgotten by a later
+ * tombstone), reading the segments from disk (mtime_ms: the segment's modification time) until
+ * fn returns non-zero. Returns 0, or -1 with errno. */
 typedef int (*spool_journal_fn)(const struct journal_record *r, int64_t mtime_ms, void *arg);
 int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg);
+/* One message's queue file from the journal: 1 with *payload (malloc'd; NULL to ask only
+ * whether it is there) and *len, 0 when the journal does not hold it, -1 with errno. */
+int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, size_t *len);
+/* The ids of the messages living in the journal, sorted (*ids NULL when *n is 0; free it).
+ * 0, or -1 with errno. */
+int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
+/* Writes payload as DIR/spool/tmp/ID, fdatasync'd, and renames it into dirfd (queue/ or hold/,
+ * never replacing a file there: EEXIST); the caller fsyncs dirfd. 0, or -1 with errno. */
+int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload,
+                          size_t len, int dirfd);
+
+/* spool_keeper.c: the keeper thread (removes segments that hold no live message, empties the
+ * active one, moves long-queued messages out of old segments). */
+int spool_keeper_start(struct spool *s);
+void spool_keeper_stop(struct spool *s);
+/* Frees the segments and the index (spool_close); removes segments that hold nothing. */
+void spool_journal_close(struct spool *s);
 
 #endif

@@ -1,9 +1,10 @@
-/* spool_journal.c: the spool's journal (docs/spool.md, "Journal"). Messages that fit in memory
- * are appended, a batch at a time, to a segment file in DIR/spool/journal/ and made durable with
- * one fdatasync; that is when the client may get its 250. The materializer thread then writes
- * each one to queue/ID (the same file the file path makes), and once every record of a segment
- * is in queue/, the segment is emptied (or, when full, removed). At open, segments left by a
- * crash are replayed into queue/. Also the record codec of spool_journal.h. */
+/* spool_journal.c: the spool's journal (docs/spool.md, "Journal"), a log-structured queue.
+ * Messages that fit in memory are appended, a batch at a time, to a segment file in
+ * DIR/spool/journal/ and made durable with one fdatasync; that is when the client may get its
+ * 250. The message then lives in its segment (found through an in-memory index) until it is
+ * delivered, held or deleted: a tombstone record, group-committed the same way, says it is gone.
+ * No file per message is ever made for it unless it stays queued long (spool_keeper.c). At open
+ * the segments are read back into the index. Also the record codec of spool_journal.h. */
 #include "spool_journal.h"
 
 #include <dirent.h>
@@ -25,9 +26,6 @@
 #include "spool_internal.h"
 
 #define JOURNAL_CHECK_LEN 16 /* BLAKE2b-128 */
-/* The materializer's pause after a failure (a full disk), doubling up to the maximum. */
-#define MAT_RETRY_MIN_MS 250
-#define MAT_RETRY_MAX_MS 30000
 
 /* ---- the record codec ---- */
 
@@ -107,6 +105,23 @@ int journal_next(const unsigned char *buf, size_t len, size_t *off, struct journ
 
 /* ---- segments ---- */
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Puts g at the young end of the segment list. Under lock. */
+static void segment_link(struct spool *s, struct spool_segment *g)
+{
+    struct spool_segment **pp = &s->segs;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    g->next = NULL;
+    *pp = g;
+}
+
 static struct spool_segment *segment_open(struct spool *s, int *err)
 {
     struct spool_segment *seg = calloc(1, sizeof *seg);
@@ -120,7 +135,7 @@ static struct spool_segment *segment_open(struct spool *s, int *err)
     for (int tries = 0; tries < 16; tries++, t++) {
         snprintf(seg->name, sizeof seg->name, "%016" PRIX64, t);
         seg->fd = openat(s->journal_fd, seg->name,
-                         O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+                         O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
         if (seg->fd != -1 || errno != EEXIST)
             break;
     }
@@ -141,6 +156,7 @@ static struct spool_segment *segment_open(struct spool *s, int *err)
         free(seg);
         return NULL;
     }
+    seg->last_ms = now_ms();
     return seg;
 }
 
@@ -167,7 +183,8 @@ static int writev_all(int fd, struct iovec *iov, int n)
     return 0;
 }
 
-/* Appends the batch's records to seg and flushes them. Returns 0 or an errno. */
+/* Appends the batch's records (a tombstone is a header with length 0) to seg and flushes them.
+ * Returns 0 or an errno. */
 static int append_batch(struct spool_segment *seg, struct spool_file *batch, size_t count,
                         uint64_t *octets)
 {
@@ -178,12 +195,14 @@ static int append_batch(struct spool_segment *seg, struct spool_file *batch, siz
         return ENOMEM;
     *octets = 0;
     for (f = batch; f != NULL; f = f->next) {
-        journal_header(f->record, f->id, f->head, f->head_len, f->buf, f->used);
+        journal_header(f->record, f->id, f->head, f->head_len, f->tomb ? NULL : f->buf,
+                       f->tomb ? 0 : f->used);
         iov[n++] = (struct iovec){f->record, JOURNAL_HEADER_LEN};
-        iov[n++] = (struct iovec){f->head, f->head_len};
-        if (f->used > 0)
+        if (f->head_len > 0)
+            iov[n++] = (struct iovec){f->head, f->head_len};
+        if (!f->tomb && f->used > 0)
             iov[n++] = (struct iovec){f->buf, f->used};
-        *octets += JOURNAL_HEADER_LEN + f->head_len + f->used;
+        *octets += JOURNAL_HEADER_LEN + f->head_len + (f->tomb ? 0 : f->used);
     }
     if (writev_all(seg->fd, iov, n) == -1 || fdatasync(seg->fd) == -1)
         e = errno;
@@ -191,31 +210,62 @@ static int append_batch(struct spool_segment *seg, struct spool_file *batch, siz
     return e;
 }
 
+/* Drops id from the index (its segment holds one live message less). Under lock. */
+static void index_drop(struct spool *s, const char *id)
+{
+    struct journal_entry gone;
+    if (jindex_del(&s->index, id, &gone) && gone.seg->live > 0)
+        gone.seg->live--;
+}
+
+/* A durable batch enters the index: messages point at their records in seg (whose first one
+ * starts at `base`), tombstones drop theirs. False when the index ran out of memory (the
+ * messages are durable; they are found at the next start). Under lock. */
+static bool index_batch(struct spool *s, struct spool_segment *seg, uint64_t base,
+                        struct spool_file *batch)
+{
+    bool ok = true;
+    for (struct spool_file *f = batch; f != NULL; f = f->next) {
+        size_t len = f->tomb ? 0 : f->head_len + f->used;
+        if (f->tomb) {
+            index_drop(s, f->id);
+        } else if (jindex_put(&s->index, f->id, seg, base + JOURNAL_HEADER_LEN, len) != NULL) {
+            seg->live++;
+        } else {
+            ok = false;
+            f->journaled = false; /* not announced: delivered after the next start */
+        }
+        base += JOURNAL_HEADER_LEN + len;
+    }
+    return ok;
+}
+
 void spool_journal_commit(struct spool *s, struct spool_file *batch)
 {
     struct spool_segment *seg;
     struct spool_file *f, *next;
     size_t count = 0;
-    uint64_t octets = 0;
+    uint64_t octets = 0, base = 0;
     int e = 0;
 
     for (f = batch; f != NULL; f = f->next)
         count++;
     pthread_mutex_lock(&s->lock);
-    while (s->resetting)
+    while (s->resetting || s->appending)
         pthread_cond_wait(&s->journal_cond, &s->lock);
     seg = s->active;
-    if (seg != NULL && seg->size >= SPOOL_SEGMENT_MAX) { /* full: the next one takes over */
-        seg->next = s->closed;
-        s->closed = seg;
-        s->active = seg = NULL;
-    }
+    if (seg != NULL && seg->size >= SPOOL_SEGMENT_MAX)
+        s->active = seg = NULL; /* full: the next one takes over */
     s->appending = true;
     pthread_mutex_unlock(&s->lock);
 
-    if (seg == NULL)
-        seg = segment_open(s, &e);
+    if (seg == NULL && (seg = segment_open(s, &e)) != NULL) {
+        pthread_mutex_lock(&s->lock);
+        segment_link(s, seg);
+        pthread_mutex_unlock(&s->lock);
+    }
     if (seg != NULL) {
+        base = seg->size;
         e = append_batch(seg, batch, count, &octets);
         if (e != 0)
             log_error("event=journal-failed op=append path=\"%s/journal/%s\" error=\"%s\"", s->dir,
@@ -226,282 +276,110 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
     s->appending = false;
     if (seg != NULL && e == 0) {
         seg->size += octets;
-        seg->appended += count;
+        seg->last_ms = now_ms();
         s->active = seg;
+        if (!index_batch(s, seg, base, batch))
+            log_error("event=journal-failed op=index path=\"%s/journal/%s\" error=\"%s\" "
+                      "note=\"durable; delivered after the next start\"",
+                      s->dir, seg->name, strerror(ENOMEM));
     } else if (seg != NULL) {
-        /* Its tail may be torn: nothing more goes into it; it is removed once the records it
-         * held before are in queue/ (replay stops at the torn record, after all of them). */
+        /* Its tail may be torn: nothing more goes into it (the next start reads it up to the
+         * torn record, after every record it held before). */
         s->active = NULL;
-        seg->next = s->closed;
-        s->closed = seg;
     }
     s->batches++;
     pthread_cond_broadcast(&s->journal_cond);
     pthread_mutex_unlock(&s->lock);
 
-    for (f = batch; f != NULL; f = f->next) {
-        f->err = e;
-        f->segment = e == 0 ? seg : NULL;
-        if (f->done != NULL)
-            f->done(f->arg, e, f->id);
-        f->done = NULL;
-    }
-    if (e != 0) {
-        for (f = batch; f != NULL; f = next) {
-            next = f->next;
-            spool_file_free(f);
-        }
-        return;
-    }
-    pthread_mutex_lock(&s->lock);
     for (f = batch; f != NULL; f = next) {
         next = f->next;
-        f->next = NULL;
-        *s->mat_tail = f;
-        s->mat_tail = &f->next;
-        s->mat_backlog += f->head_len + f->used;
+        if (f->done != NULL)
+            f->done(f->arg, e, f->id);
+        if (e == 0 && !f->tomb && f->journaled && s->ready != NULL)
+            s->ready(f->id, s->ready_arg);
+        spool_file_free(f);
     }
-    pthread_cond_broadcast(&s->journal_cond);
-    pthread_mutex_unlock(&s->lock);
 }
 
 bool spool_journal_has_room(struct spool *s)
 {
-    return s->mat_started && !s->mat_stopping && s->mat_backlog < SPOOL_BACKLOG_MAX;
+    return s->keeper_started && !s->keeper_stopping;
 }
 
-/* ---- the materializer ---- */
+/* ---- leaving the journal ---- */
 
-/* Segments whose every record is in queue/: closed ones to remove, the active one to empty.
- * Under lock. */
-static bool tidy_needed(const struct spool *s)
+struct forget_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t left;
+    int err;
+};
+
+static void forget_done(void *arg, int err, const char *queue_id)
 {
-    for (const struct spool_segment *g = s->closed; g != NULL; g = g->next)
-        if (g->materialized == g->appended)
-            return true;
-    return s->active != NULL && s->active->appended > 0 && !s->appending &&
-           s->active->materialized == s->active->appended;
+    struct forget_wait *w = arg;
+    (void)queue_id;
+    pthread_mutex_lock(&w->lock);
+    if (err != 0 && w->err == 0)
+        w->err = err;
+    w->left--;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
-/* The records of g are no longer in the journal: their messages may now be delivered. */
-static void announce(struct spool *s, struct spool_segment *g)
+int spool_journal_forget(struct spool *s, const char (*ids)[QUEUE_ID_LEN + 1], size_t n)
 {
-    for (size_t i = 0; i < g->n_ids; i++)
-        s->ready(g->ids[i], s->ready_arg);
-    g->n_ids = 0;
-}
-
-static void tidy(struct spool *s)
-{
-    struct spool_segment *gone = NULL, **pp, *g, *reset = NULL;
-    pthread_mutex_lock(&s->lock);
-    for (pp = &s->closed; (g = *pp) != NULL;) {
-        if (g->materialized == g->appended) {
-            *pp = g->next;
-            g->next = gone;
-            gone = g;
-        } else {
-            pp = &g->next;
-        }
-    }
-    if (s->active != NULL && s->active->appended > 0 && !s->appending &&
-        s->active->materialized == s->active->appended) {
-        reset = s->active;
-        s->resetting = true;
-    }
-    pthread_mutex_unlock(&s->lock);
-
-    if (reset != NULL) {
-        /* Emptied, not removed: the next batch appends to it without creating a file. */
-        if (ftruncate(reset->fd, 0) == -1 || fdatasync(reset->fd) == -1) {
-            log_error("event=journal-failed op=truncate path=\"%s/journal/%s\" error=\"%s\"",
-                      s->dir, reset->name, strerror(errno));
-            pthread_mutex_lock(&s->lock);
-            s->active = NULL;
-            pthread_mutex_unlock(&s->lock);
-            reset->next = gone;
-            gone = reset;
-        } else {
-            announce(s, reset);
-            reset->size = reset->appended = reset->materialized = 0;
-        }
-        pthread_mutex_lock(&s->lock);
-        s->resetting = false;
-        pthread_cond_broadcast(&s->journal_cond);
-        pthread_mutex_unlock(&s->lock);
-    }
-    if (gone == NULL)
-        return;
-    for (g = gone; g != NULL; g = g->next) {
-        close(g->fd);
-        if (unlinkat(s->journal_fd, g->name, 0) == -1)
-            log_error("event=journal-failed op=remove path=\"%s/journal/%s\" error=\"%s\"", s->dir,
-                      g->name, strerror(errno));
-    }
-    if (fsync(s->journal_fd) == -1)
-        log_error("event=journal-failed op=fsync path=\"%s/journal\" error=\"%s\"", s->dir,
-                  strerror(errno));
-    else
-        for (g = gone; g != NULL; g = g->next)
-            announce(s, g);
-    while ((g = gone) != NULL) {
-        gone = g->next;
-        free(g->ids);
-        free(g);
-    }
-}
-
-/* Writes the batch to queue/. Returns the messages that could not be written (kept in the
- * journal, tried again later); frees the others. */
-static struct spool_file *materialize(struct spool *s, struct spool_file *batch)
-{
-    struct spool_file *f, *next, *failed = NULL, *ok = NULL;
-    int first_err = 0;
-    for (f = batch; f != NULL; f = f->next) {
-        f->err = 0;
-        f->renamed = false;
-        if (spool_file_materialize(f) == -1)
-            f->err = errno;
-    }
-    spool_sync_files(s, batch); /* sets f->err */
-    pthread_mutex_lock(&s->lock);
-    for (f = batch; f != NULL; f = next) {
-        next = f->next;
-        if (f->err == 0) {
-            struct spool_segment *g = f->segment;
-            g->materialized++;
-            if (s->ready != NULL && g->n_ids == g->cap_ids) {
-                size_t cap = g->cap_ids ? g->cap_ids * 2 : 64;
-                void *more = realloc(g->ids, cap * sizeof *g->ids);
-                if (more != NULL) {
-                    g->ids = more;
-                    g->cap_ids = cap;
-                }
-            }
-            /* without memory for the id, the message is found at the next start */
-            if (s->ready != NULL && g->n_ids < g->cap_ids)
-                memcpy(g->ids[g->n_ids++], f->id, QUEUE_ID_LEN + 1);
-            s->mat_backlog -= f->head_len + f->used;
-            f->next = ok;
-            ok = f;
-        } else {
-            if (first_err == 0)
-                first_err = f->err;
-            f->next = failed;
-            failed = f;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (first_err != 0)
-        log_error("event=journal-failed op=materialize path=\"%s/queue\" error=\"%s\" "
-                  "note=\"kept in the journal; retrying\"",
-                  s->dir, strerror(first_err));
-    while ((f = ok) != NULL) {
-        ok = f->next;
-        spool_file_free(f);
-    }
-    return failed;
-}
-
-static void *materializer(void *arg)
-{
-    struct spool *s = arg;
-    struct spool_file *batch, *failed = NULL;
-    long pause_ms = 0;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (s->mat_pending == NULL && failed == NULL && !tidy_needed(s) && !s->mat_stopping)
-            pthread_cond_wait(&s->journal_cond, &s->lock);
-        if (failed != NULL && !s->mat_stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += pause_ms / 1000;
-            until.tv_nsec += (pause_ms % 1000) * 1000000;
-            if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-            }
-            while (!s->mat_stopping &&
-                   pthread_cond_timedwait(&s->journal_cond, &s->lock, &until) != ETIMEDOUT) {
-            }
-        }
-        batch = s->mat_pending;
-        s->mat_pending = NULL;
-        s->mat_tail = &s->mat_pending;
-        if (failed != NULL) { /* the earlier ones first */
-            struct spool_file *t = failed;
-            while (t->next != NULL)
-                t = t->next;
-            t->next = batch;
-            batch = failed;
-            failed = NULL;
-        }
-        if (batch == NULL && s->mat_stopping && !tidy_needed(s))
+    struct forget_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n, 0};
+    size_t i;
+    for (i = 0; i < n; i++) {
+        struct spool_file *f = spool_tombstone(s, ids[i]);
+        if (f == NULL) {
+            pthread_mutex_lock(&w.lock);
+            w.left -= n - i;
+            w.err = ENOMEM;
+            pthread_mutex_unlock(&w.lock);
             break;
-        pthread_mutex_unlock(&s->lock);
-        if (batch != NULL)
-            failed = materialize(s, batch);
-        tidy(s);
-        pthread_mutex_lock(&s->lock);
-        if (failed != NULL && s->mat_stopping)
-            break; /* still failing at shutdown: replayed at the next start */
-        pause_ms = failed == NULL                    ? 0
-                   : pause_ms == 0                   ? MAT_RETRY_MIN_MS
-                   : pause_ms * 2 > MAT_RETRY_MAX_MS ? MAT_RETRY_MAX_MS
-                                                     : pause_ms * 2;
+        }
+        spool_commit(f, forget_done, &w);
     }
-    pthread_mutex_unlock(&s->lock);
-    while (failed != NULL) {
-        batch = failed->next;
-        spool_file_free(failed);
-        failed = batch;
-    }
-    return NULL;
-}
-
-int spool_journal_start(struct spool *s)
-{
-    int rc = pthread_create(&s->mat_thread, NULL, materializer, s);
-    if (rc != 0) {
-        errno = rc;
+    pthread_mutex_lock(&w.lock);
+    while (w.left > 0)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    if (w.err != 0) {
+        errno = w.err;
         return -1;
     }
-    s->mat_started = true;
     return 0;
 }
 
-void spool_journal_stop(struct spool *s)
+int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload,
+                          size_t len, int dirfd)
 {
-    struct spool_segment *g;
-    pthread_mutex_lock(&s->lock);
-    bool started = s->mat_started;
-    s->mat_stopping = true;
-    pthread_cond_broadcast(&s->journal_cond);
-    pthread_mutex_unlock(&s->lock);
-    if (started)
-        pthread_join(s->mat_thread, NULL);
-    s->mat_started = false;
-    /* What is left holds records not yet in queue/ (replayed at the next start). */
-    if (s->active != NULL) {
-        s->active->next = s->closed;
-        s->closed = s->active;
-        s->active = NULL;
+    int fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd == -1)
+        return -1;
+    if (spool_write_all(fd, payload, len) == -1 || fdatasync(fd) == -1) {
+        int e = errno;
+        close(fd);
+        (void)unlinkat(s->tmp_fd, id, 0);
+        errno = e;
+        return -1;
     }
-    bool removed = false;
-    while ((g = s->closed) != NULL) {
-        s->closed = g->next;
-        close(g->fd);
-        if (g->materialized == g->appended && unlinkat(s->journal_fd, g->name, 0) == 0)
-            removed = true;
-        free(g->ids);
-        free(g);
+    if (close(fd) == -1 ||
+        (renameat2(s->tmp_fd, id, dirfd, id, RENAME_NOREPLACE) == -1 &&
+         (errno != EINVAL || renameat(s->tmp_fd, id, dirfd, id) == -1))) {
+        int e = errno;
+        (void)unlinkat(s->tmp_fd, id, 0);
+        errno = e;
+        return -1;
     }
-    if (removed && fsync(s->journal_fd) == -1)
-        log_error("event=journal-failed op=fsync path=\"%s/journal\" error=\"%s\"", s->dir,
-                  strerror(errno));
+    return 0;
 }
 
-/* ---- replay at open ---- */
+/* ---- reading ---- */
 
 static int read_whole(int dirfd, const char *name, unsigned char **buf, size_t *len)
 {
@@ -536,30 +414,12 @@ fail : {
 }
 }
 
-/* Writes one replayed record to queue/ID unless it is there already. */
-static int replay_record(struct spool *s, const struct journal_record *r, char *err, size_t errlen)
-{
-    struct stat st;
-    int fd;
-    if (fstatat(s->queue_fd, r->id, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        return 0; /* written before the crash */
-    fd = openat(s->tmp_fd, r->id, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd == -1 || spool_write_all(fd, r->payload, r->len) == -1 || fdatasync(fd) == -1 ||
-        close(fd) == -1 || renameat(s->tmp_fd, r->id, s->queue_fd, r->id) == -1) {
-        snprintf(err, errlen, "replay %s/journal record %s into queue/: %s", s->dir, r->id,
-                 strerror(errno));
-        return -1;
-    }
-    s->replayed++;
-    return 0;
-}
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The segment names in journal/, sorted; NULL with *n = 0 when there are none. */
+/* The segment names in journal/, sorted (oldest first); NULL with *n = 0 when there are none. */
 static char **segment_names(struct spool *s, size_t *n)
 {
     DIR *d;
@@ -616,50 +476,11 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-static int replay(struct spool *s, char *err, size_t errlen)
-{
-    size_t n, i;
-    char **names = segment_names(s, &n);
-    int rc = -1;
-    if (names == NULL && errno != 0) {
-        snprintf(err, errlen, "read %s/journal: %s", s->dir, strerror(errno));
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char *buf;
-        size_t len = 0, off = 0;
-        struct journal_record r;
-        if (read_whole(s->journal_fd, names[i], &buf, &len) == -1) {
-            snprintf(err, errlen, "read %s/journal/%s: %s", s->dir, names[i], strerror(errno));
-            goto out;
-        }
-        /* Records after a torn or damaged one were never acknowledged (docs/spool.md). */
-        while (journal_next(buf, len, &off, &r) == 1)
-            if (replay_record(s, &r, err, errlen) == -1) {
-                free(buf);
-                goto out;
-            }
-        free(buf);
-        if (fsync(s->queue_fd) == -1) {
-            snprintf(err, errlen, "fsync %s/queue: %s", s->dir, strerror(errno));
-            goto out;
-        }
-        if (unlinkat(s->journal_fd, names[i], 0) == -1) {
-            snprintf(err, errlen, "remove %s/journal/%s: %s", s->dir, names[i], strerror(errno));
-            goto out;
-        }
-    }
-    if (n > 0 && fsync(s->journal_fd) == -1) {
-        snprintf(err, errlen, "fsync %s/journal: %s", s->dir, strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    free_names(names, n);
-    return rc;
-}
-
-int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg)
+/* Every intact record of every segment, oldest first, read from disk, with its segment's mtime.
+ * fn returns 0 to go on, non-zero to stop (and that is returned); -1 with errno on a failure.
+ * Records after a torn or damaged one were never acknowledged (docs/spool.md). */
+typedef int (*record_fn)(const struct journal_record *r, int64_t mtime_ms, void *arg);
+static int each_record(struct spool *s, record_fn fn, void *arg)
 {
     size_t n, i;
     char **names;
@@ -676,7 +497,7 @@ int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg)
         struct stat st;
         if (read_whole(s->journal_fd, names[i], &buf, &len) == -1) {
             if (errno == ENOENT)
-                continue; /* removed meanwhile: its records are in queue/ */
+                continue; /* removed meanwhile: nothing of it lives */
             rc = -1;
             break;
         }
@@ -688,7 +509,267 @@ int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg)
         free(buf);
     }
     free_names(names, n);
+    return rc;
+}
+
+/* A reader's pass over the journal: the ids that tombstones forgot, sorted. */
+struct forgotten {
+    char (*v)[QUEUE_ID_LEN + 1];
+    size_t n, cap;
+};
+
+static int collect_tomb(const struct journal_record *r, int64_t mtime_ms, void *arg)
+{
+    struct forgotten *t = arg;
+    (void)mtime_ms;
+    if (r->len != 0)
+        return 0;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        char(*v)[QUEUE_ID_LEN + 1] = realloc(t->v, cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        t->v = v;
+        t->cap = cap;
+    }
+    memcpy(t->v[t->n++], r->id, QUEUE_ID_LEN + 1);
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+struct live_scan {
+    struct forgotten tombs;
+    spool_journal_fn fn;
+    void *arg;
+};
+
+static int live_record(const struct journal_record *r, int64_t mtime_ms, void *arg)
+{
+    struct live_scan *ls = arg;
+    if (r->len == 0 || (ls->tombs.n > 0 && bsearch(r->id, ls->tombs.v, ls->tombs.n,
+                                                    sizeof *ls->tombs.v, cmp_id) != NULL))
+        return 0;
+    return ls->fn(r, mtime_ms, ls->arg);
+}
+
+int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg)
+{
+    struct live_scan ls = {{0}, fn, arg};
+    int rc = each_record(s, collect_tomb, &ls.tombs);
+    if (rc == 0) {
+        if (ls.tombs.n > 1)
+            qsort(ls.tombs.v, ls.tombs.n, sizeof *ls.tombs.v, cmp_id);
+        rc = each_record(s, live_record, &ls);
+    }
+    free(ls.tombs.v);
     return rc < 0 ? -1 : 0;
+}
+
+static int index_segment(struct spool *s, const char *name, char *err, size_t errlen);
+static char **segment_names(struct spool *s, size_t *n);
+static void free_names(char **names, size_t n);
+
+/* A reader indexes the journal when first asked (a snapshot; submitctl runs briefly), so that a
+ * listing does not read every segment once per message. Under lock. 0, or -1 with errno. */
+static int reader_index(struct spool *s)
+{
+    char err[256];
+    size_t n;
+    if (s->reader_indexed)
+        return 0;
+    char **names = segment_names(s, &n);
+    if (names == NULL && errno != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (index_segment(s, names[i], err, sizeof err) == -1 && errno != ENOENT) {
+            int e = errno;
+            free_names(names, n);
+            errno = e;
+            return -1;
+        }
+    free_names(names, n);
+    s->reader_indexed = true;
+    return 0;
+}
+
+/* pread of exactly len octets at off. */
+static int read_at(int fd, unsigned char *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO; /* shorter than indexed: cannot be */
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, size_t *len)
+{
+    int rc = 0;
+    if (s->journal_fd == -1)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->reader && reader_index(s) == -1) {
+        int e = errno;
+        pthread_mutex_unlock(&s->lock);
+        errno = e;
+        return -1;
+    }
+    const struct journal_entry *e = jindex_get(&s->index, id);
+    if (e != NULL && payload != NULL) {
+        /* under the lock: the keeper closes a segment only once nothing in it lives */
+        *payload = malloc(e->len > 0 ? e->len : 1);
+        if (*payload == NULL || read_at(e->seg->fd, *payload, e->len, e->off) == -1) {
+            int er = errno;
+            free(*payload);
+            *payload = NULL;
+            pthread_mutex_unlock(&s->lock);
+            /* a reader's snapshot may be older than a segment the server emptied since */
+            if (s->reader && er == EIO)
+                return 0;
+            errno = er;
+            return -1;
+        }
+        *len = e->len;
+    }
+    rc = e != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+struct id_list {
+    char (*v)[QUEUE_ID_LEN + 1];
+    size_t n, cap;
+    bool failed;
+};
+
+static void add_id(struct id_list *l, const char *id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char(*v)[QUEUE_ID_LEN + 1] = realloc(l->v, cap * sizeof *v);
+        if (v == NULL) {
+            l->failed = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    memcpy(l->v[l->n++], id, QUEUE_ID_LEN + 1);
+}
+
+static void entry_id(const struct journal_entry *e, void *arg)
+{
+    add_id(arg, e->id);
+}
+
+int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n)
+{
+    struct id_list l = {0};
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->journal_fd != -1 && s->reader)
+        rc = reader_index(s);
+    if (rc == 0)
+        jindex_each(&s->index, entry_id, &l);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0 && l.failed) {
+        errno = ENOMEM;
+        rc = -1;
+    }
+    if (rc == -1) {
+        free(l.v);
+        return -1;
+    }
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof *l.v, cmp_id);
+    *ids = l.v;
+    *n = l.n;
+    return 0;
+}
+
+/* ---- open ---- */
+
+/* Indexes one segment's records (the segment is kept, and nothing is appended to it: its tail
+ * may be torn). A reader opens it read-only. */
+static int index_segment(struct spool *s, const char *name, char *err, size_t errlen)
+{
+    unsigned char *buf;
+    size_t len = 0, off = 0;
+    struct journal_record r;
+    struct stat st;
+    struct spool_segment *g = calloc(1, sizeof *g);
+    if (g == NULL || read_whole(s->journal_fd, name, &buf, &len) == -1) {
+        snprintf(err, errlen, "read %s/journal/%s: %s", s->dir, name, strerror(errno));
+        free(g);
+        return -1;
+    }
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->fd = openat(s->journal_fd, name, (s->reader ? O_RDONLY : O_RDWR | O_APPEND) | O_CLOEXEC);
+    if (g->fd == -1 || fstat(g->fd, &st) == -1) {
+        snprintf(err, errlen, "open %s/journal/%s: %s", s->dir, name, strerror(errno));
+        goto fail;
+    }
+    g->size = len;
+    g->last_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    segment_link(s, g);
+    while (journal_next(buf, len, &off, &r) == 1) {
+        if (r.len == 0) {
+            index_drop(s, r.id);
+        } else if (jindex_put(&s->index, r.id, g, (uint64_t)(r.payload - buf), r.len) != NULL) {
+            g->live++;
+        } else {
+            snprintf(err, errlen, "index %s/journal/%s: %s", s->dir, name, strerror(ENOMEM));
+            free(buf);
+            return -1; /* g is linked: spool_journal_close frees it */
+        }
+    }
+    free(buf);
+    return 0;
+fail:
+    if (g->fd != -1)
+        close(g->fd);
+    free(buf);
+    free(g);
+    return -1;
+}
+
+static bool exists_in(int dirfd, const char *id)
+{
+    struct stat st;
+    return fstatat(dirfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A message moved to queue/ or hold/ whose tombstone a crash stopped: the file wins, and the
+ * tombstone is written now (else, once the file is delivered and removed, the record would
+ * bring the message back at the next start). */
+static int forget_moved(struct spool *s, char *err, size_t errlen)
+{
+    char(*ids)[QUEUE_ID_LEN + 1] = NULL;
+    size_t n = 0, moved = 0;
+    if (spool_journal_ids(s, &ids, &n) == -1) {
+        snprintf(err, errlen, "index %s/journal: %s", s->dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (exists_in(s->queue_fd, ids[i]) || exists_in(s->hold_fd, ids[i]))
+            memcpy(ids[moved++], ids[i], sizeof ids[i]);
+    int rc = moved > 0 ? spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])ids, moved) : 0;
+    if (rc == -1)
+        snprintf(err, errlen, "write %s/journal: %s", s->dir, strerror(errno));
+    free(ids);
+    return rc;
 }
 
 int spool_journal_open_reader(struct spool *s, int spool_fd)
@@ -700,6 +781,7 @@ int spool_journal_open_reader(struct spool *s, int spool_fd)
 int spool_journal_open(struct spool *s, int spool_fd, char *err, size_t errlen)
 {
     bool created = false;
+    size_t n;
     if (mkdirat(spool_fd, "journal", 0700) == 0)
         created = true;
     else if (errno != EEXIST) {
@@ -713,5 +795,19 @@ int spool_journal_open(struct spool *s, int spool_fd, char *err, size_t errlen)
         return -1;
     }
     err[0] = '\0';
-    return replay(s, err, errlen);
+    char **names = segment_names(s, &n);
+    if (names == NULL && errno != 0) {
+        snprintf(err, errlen, "read %s/journal: %s", s->dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (index_segment(s, names[i], err, errlen) == -1) {
+            free_names(names, n);
+            return -1;
+        }
+    free_names(names, n);
+    if (forget_moved(s, err, errlen) == -1)
+        return -1;
+    s->replayed = (int)s->index.count;
+    return 0;
 }

@@ -8,9 +8,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "eventlog.h"
@@ -114,15 +117,38 @@ static bool unheld_message(struct spool *s, const char *id)
     return !spool_is_held(s, id);
 }
 
-#define JOURNAL_NOTE "acknowledged but not yet moved out of the journal (start submitd once)"
+#define JOURNAL_NOTE                                                                               \
+    "it lives in the journal, which only submitd writes, and submitd holds the data directory "   \
+    "but does not answer on control.sock yet (try again)"
 
-/* hold, release or delete without a server: the same spool operations the server does. */
+/* Takes DIR/submitd.pid's lock as submitd does (so that no submitd starts meanwhile); -1 when a
+ * submitd holds it. */
+static int lock_datadir(const struct ctl *c)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/submitd.pid", c->datadir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* hold, release or delete without a server: the same spool operations the server does. With the
+ * data directory locked, the spool is opened as the server opens it (a message living in the
+ * journal can be moved or removed); else read-only. */
 static int offline(struct ctl *c, enum control_cmd cmd, const char *id)
 {
     char err[256] = "";
-    struct spool *s = spool_open_reader(c->datadir, err, sizeof err);
-    if (s == NULL)
+    int lock = lock_datadir(c);
+    struct spool *s = lock != -1 ? spool_open(c->datadir, err, sizeof err)
+                                 : spool_open_reader(c->datadir, err, sizeof err);
+    if (s == NULL) {
+        if (lock != -1)
+            close(lock);
         return ctl_fail(c, "cannot open the spool in %s: %s", c->datadir, err);
+    }
     char ref[REF_ID_LEN + 1] = "";
     const char *action = NULL;
     int rc = CTL_EXIT_OK;
@@ -171,6 +197,8 @@ static int offline(struct ctl *c, enum control_cmd cmd, const char *id)
         }
     }
     spool_close(s);
+    if (lock != -1)
+        close(lock);
     if (action == NULL)
         return rc;
     log_action(c, id, ref, action);

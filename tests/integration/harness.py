@@ -628,11 +628,12 @@ class Daemon:
         return os.path.join(self.dir, "spool", "queue")
 
     def journal_records(self):
-        """{queue id: queue file bytes} of the intact records in DIR/spool/journal (docs/spool.md,
-        "Journal"): messages acknowledged but maybe not yet written to queue/. Decoded here
-        independently of the C code: a 70-octet header "J1 ID LEN16 CHECK32\n", CHECK being
-        BLAKE2b-128 over the id, the length (8 octets little-endian) and the payload; a
-        segment is read up to its first damaged record."""
+        """{queue id: queue file bytes} of the messages living in DIR/spool/journal (docs/spool.md,
+        "Journal"): acknowledged and not yet delivered, held, deleted or moved to queue/.
+        Decoded here independently of the C code: a 70-octet header "J1 ID LEN16 CHECK32\n",
+        CHECK being BLAKE2b-128 over the id, the length (8 octets little-endian) and the
+        payload; a record of length 0 is a tombstone (the message with that id left the
+        journal); segments are read oldest first, each up to its first damaged record."""
         records = {}
         jdir = os.path.join(self.dir, "spool", "journal")
         try:
@@ -658,14 +659,17 @@ class Daemon:
                 check = hashlib.blake2b(qid + n.to_bytes(8, "little") + payload, digest_size=16)
                 if check.hexdigest().encode() != m.group(3):
                     break
-                records[qid.decode()] = payload
+                if n == 0:
+                    records.pop(qid.decode(), None)
+                else:
+                    records[qid.decode()] = payload
                 off += 70 + n
         return records
 
     def queue_ids(self):
-        """The ids of every acknowledged message still held: the journal, then queue/ (in that
-        order: a record is dropped from the journal only after its file is in queue/, so a
-        message moving between them is seen in one or the other)."""
+        """The ids of every acknowledged message still queued: the journal, then queue/ (in that
+        order: a message moves out of the journal only after its file is in queue/, so a message
+        moving between them is seen in one or the other)."""
         journal = set(self.journal_records())
         try:
             ids = set(n for n in os.listdir(self.queue_dir()) if not n.startswith("."))

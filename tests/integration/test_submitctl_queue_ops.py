@@ -98,12 +98,12 @@ class QueueOpsWithoutServer(unittest.TestCase):
 
 class QueueOpsBase(DaemonTestCase):
     def queue_one(self):
-        """Submits a message; returns (queue id, submission reference or None) once its file
-        is in spool/queue/ (not only in the journal)."""
+        """Submits a message; returns (queue id, submission reference or None) once it is
+        queued (living in the journal, docs/spool.md)."""
         c = self.login()
         qid = self.assertQueued(self.send_message(c, message()))
         c.quit()
-        self.wait_for(lambda: os.path.exists(self.path("queue", qid)), "queue/%s" % qid)
+        self.wait_for(lambda: qid in self.daemon.queue_ids(), "queued %s" % qid)
         return qid, self.submission_ref(qid)
 
     def submission_ref(self, qid):
@@ -222,11 +222,14 @@ class QueueOpsServerStopped(QueueOpsBase):
             self.assertEqual(rc, 1)
             self.assertIn("submitd is not running", err)
 
+            # it lives in the journal: submitctl locks the data directory and moves it out
+            self.assertIn(qid, self.daemon.journal_records())
             rc, out, err = self.ctl("queue", "hold", qid)
             self.assertEqual(rc, 0, err)
             self.assertEqual(out.strip(), "held " + qid)
             self.assertTrue(os.path.exists(self.path("hold", qid)))
             self.assertFalse(os.path.exists(self.path("queue", qid)))
+            self.assertNotIn(qid, self.daemon.journal_records())
             rc, out, err = self.ctl("queue", "hold", qid)
             self.assertEqual(rc, 1)
             self.assertIn("already held", err)
@@ -255,7 +258,8 @@ class QueueOpsServerStopped(QueueOpsBase):
                 self.assertTrue(all(e["ref"] == ref for e in events if e["rcpt"] == ""), events)
                 rc, out, err = self.ctl("queue", "log", ref, "--json")
                 self.assertEqual(json.loads(out), events)
-            self.assertTrue(os.path.exists(self.path("queue", keep)))
+            self.assertIn(keep, self.daemon.queue_ids())
+            self.assertNotIn(qid, self.daemon.queue_ids())
         finally:
             self.daemon.start()
             # SIGTERM before "ready" would kill it (the class stops it at the end): wait for it

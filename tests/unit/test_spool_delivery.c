@@ -3,8 +3,9 @@
  * release that would replace, removal of queued and held messages with their state files (and
  * a message that cannot be removed keeping its state), spool_ids order, spool_load and
  * spool_open_message finding held messages, and the start-up clean-up: stale state files
- * removed (not by a reader), a journal record replayed before the clean-up keeping its state,
- * and a replayed copy of a held message dropped. */
+ * removed (not by a reader), a message living in the journal keeping its state, held and
+ * removed from the journal by the server (not by a reader) and not coming back after a restart,
+ * and a message held out of the journal whose tombstone a crash stopped kept once (held). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -377,8 +378,8 @@ static void write_segment(struct fixture *fx, const char *id, const char *body)
     write_file(fx, "journal", "0000000000000010", seg, JOURNAL_HEADER_LEN + (size_t)len);
 }
 
-/* The journal is replayed before stale state is sought: a message only in the journal at the
- * crash keeps the state recorded for it. */
+/* The journal is indexed before stale state is sought: a message living in the journal at the
+ * crash keeps the state recorded for it, and is found by its id without a file of its own. */
 static void test_replayed_message_keeps_state(void **state)
 {
     struct fixture *fx = *state;
@@ -389,49 +390,13 @@ static void test_replayed_message_keeps_state(void **state)
     write_segment(fx, id, "replayed\r\n");
     reopen(fx);
     assert_int_equal(spool_replayed(fx->spool), 1);
-    assert_true(exists(fx, "queue", id));
-    assert_true(exists(fx, "state", id));
-}
-
-/* Held while its journal record was still there, then a crash: the replay writes queue/ID
- * again; the held copy wins and the message is not queued twice. */
-static void test_replayed_copy_of_held_dropped(void **state)
-{
-    struct fixture *fx = *state;
-    const char *id = "6614BB063E4879E5";
-    spool_close(fx->spool);
-    fx->spool = NULL;
-    write_segment(fx, id, "held\r\n");
-    reopen(fx); /* replayed into queue/ */
-    assert_true(exists(fx, "queue", id));
-    assert_int_equal(spool_hold(fx->spool, id), 0);
-    spool_close(fx->spool);
-    fx->spool = NULL;
-    write_segment(fx, id, "held\r\n"); /* the segment was not yet emptied at the crash */
-    reopen(fx);
-    assert_int_equal(spool_replayed(fx->spool), 1);
     assert_false(exists(fx, "queue", id));
-    assert_true(exists(fx, "hold", id));
-    assert_true(spool_is_held(fx->spool, id));
-}
-
-/* A message acknowledged but not yet written to queue/ cannot be held or removed yet: EAGAIN
- * (a reader's spool does not replay the journal). */
-static void test_journal_only_is_eagain(void **state)
-{
-    struct fixture *fx = *state;
-    const char *id = "6614BB063E4879E6";
-    write_segment(fx, id, "soon\r\n");
-    struct spool *reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
-    assert_non_null(reader);
-    errno = 0;
-    assert_int_equal(spool_hold(reader, id), -1);
-    assert_int_equal(errno, EAGAIN);
-    const char *ids[1] = {id};
-    errno = 0;
-    assert_int_equal(spool_remove(reader, ids, 1), -1);
-    assert_int_equal(errno, EAGAIN);
-    spool_close(reader);
+    assert_true(exists(fx, "state", id));
+    struct spool_envelope env;
+    long off;
+    assert_int_equal(spool_load(fx->spool, id, &env, &off), 0);
+    assert_int_equal(env.size, strlen("replayed\r\n"));
+    spool_envelope_free(&env);
 }
 
 struct collected {
@@ -444,6 +409,85 @@ static void collect(const char *queue_id, void *arg)
     struct collected *c = arg;
     assert_true(c->n < 8);
     memcpy(c->ids[c->n++], queue_id, QUEUE_ID_LEN + 1);
+}
+
+/* Held out of the journal (hold/ID written, then a tombstone), then a crash that lost the
+ * tombstone: the held copy wins, the record is forgotten at open, and the message is listed
+ * once, as held. */
+static void test_replayed_copy_of_held_dropped(void **state)
+{
+    struct fixture *fx = *state;
+    const char *id = "6614BB063E4879E5";
+    spool_close(fx->spool);
+    fx->spool = NULL;
+    write_segment(fx, id, "held\r\n");
+    reopen(fx); /* indexed: it lives in the journal */
+    assert_false(exists(fx, "queue", id));
+    assert_int_equal(spool_hold(fx->spool, id), 0);
+    assert_true(exists(fx, "hold", id));
+    assert_true(spool_is_held(fx->spool, id));
+    spool_close(fx->spool);
+    fx->spool = NULL;
+    write_segment(fx, id, "held\r\n"); /* the segment as it was before the tombstone */
+    reopen(fx);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    assert_false(exists(fx, "queue", id));
+    assert_true(exists(fx, "hold", id));
+    struct collected q = {0}, h = {0};
+    assert_int_equal(spool_ids(fx->spool, false, collect, &q), 0);
+    assert_int_equal(spool_ids(fx->spool, true, collect, &h), 1);
+    /* the tombstone written at open keeps it out once hold/ID is gone too */
+    const char *ids[1] = {id};
+    assert_int_equal(spool_remove(fx->spool, ids, 1), 0);
+    reopen(fx);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    errno = 0;
+    struct spool_envelope env;
+    long off;
+    assert_int_equal(spool_load(fx->spool, id, &env, &off), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
+/* Only the server writes the journal: a reader's spool cannot hold or remove a message living
+ * there (EAGAIN); the server's can, durably (not back after a restart), and its state goes. */
+static void test_journal_only_is_eagain(void **state)
+{
+    struct fixture *fx = *state;
+    const char *id = "6614BB063E4879E6", *id2 = "6614BB063E4879E7";
+    write_segment(fx, id, "soon\r\n");
+    struct spool *reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(reader);
+    errno = 0;
+    assert_int_equal(spool_hold(reader, id), -1);
+    assert_int_equal(errno, EAGAIN);
+    const char *ids[1] = {id};
+    errno = 0;
+    assert_int_equal(spool_remove(reader, ids, 1), -1);
+    assert_int_equal(errno, EAGAIN);
+    spool_close(reader);
+
+    record_state(fx, id);
+    reopen(fx);
+    assert_int_equal(spool_replayed(fx->spool), 1);
+    assert_int_equal(spool_remove(fx->spool, ids, 1), 0);
+    assert_false(exists(fx, "state", id));
+    reopen(fx);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    struct collected q = {0};
+    assert_int_equal(spool_ids(fx->spool, false, collect, &q), 0);
+
+    /* and a hold straight out of the journal, released into queue/ */
+    spool_close(fx->spool);
+    fx->spool = NULL;
+    write_segment(fx, id2, "later\r\n");
+    reopen(fx);
+    assert_int_equal(spool_hold(fx->spool, id2), 0);
+    assert_int_equal(spool_release(fx->spool, id2), 0);
+    assert_true(exists(fx, "queue", id2));
+    reopen(fx);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    assert_int_equal(spool_ids(fx->spool, false, collect, &q), 1);
+    assert_string_equal(q.ids[0], id2);
 }
 
 static void test_ids_order(void **state)

@@ -1,9 +1,11 @@
-/* test_spool_journal.c: unit tests for the spool's journal (src/spool_journal.c, docs/spool.md
- * "Journal"): the record codec (round trip, every truncation, every bit of the header and a
- * payload flip), journalled commits ending up byte-exact in queue/ with the journal emptied,
- * messages larger than the buffer taking the file path, replay of what a crash leaves (records
- * already in queue/ not written twice, a torn tail ignored, later segments still read), and
- * many concurrent commits through the journal. */
+/* test_spool_journal.c: unit tests for the spool's journal, a log-structured queue
+ * (src/spool_journal.c, src/spool_keeper.c, docs/spool.md "Journal"): the record codec (round
+ * trip, a tombstone, every truncation, every bit of the header and a payload flip), journalled
+ * commits found byte-exact by id after a restart without a file each (messages larger than the
+ * buffer taking the file path), removed messages leaving the journal empty, what a crash leaves
+ * (a torn tail ignored, later segments still read, tombstones honoured, a message moved to
+ * queue/ before its tombstone kept once), a reader's view, the ready callback, old messages
+ * moved to queue/ by the keeper, and many concurrent commits through the journal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,20 +34,6 @@
 static int setup(void **state)
 {
     return fixture_setup(state, "test_journal", true);
-}
-
-/* Reads DIR/spool/SUB/NAME whole; returns its length. */
-static size_t read_file(const struct fixture *fx, const char *sub, const char *name,
-                        unsigned char *buf, size_t cap)
-{
-    char path[160];
-    snprintf(path, sizeof path, "%s/spool/%s/%s", fx->dir, sub, name);
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    size_t n = fread(buf, 1, cap, fp);
-    assert_true(n < cap);
-    fclose(fp);
-    return n;
 }
 
 static void write_file(const struct fixture *fx, const char *sub, const char *name, const void *buf,
@@ -139,7 +127,7 @@ static void submit(struct fixture *fx, struct waiter *w, size_t size, int i,
     free(buf);
 }
 
-/* queue/ID holds exactly message i of `size` octets after its envelope. */
+/* Message id is queued (in the journal or queue/) holding exactly message i of `size` octets. */
 static void assert_queued(struct fixture *fx, const char *id, size_t size, int i)
 {
     struct spool_envelope env;
@@ -149,10 +137,40 @@ static void assert_queued(struct fixture *fx, const char *id, size_t size, int i
     assert_int_equal(env.size, size);
     assert_string_equal(env.rcpts[0], "alice@example.com");
     spool_envelope_free(&env);
-    size_t n = read_file(fx, "queue", id, got, sizeof got);
-    assert_int_equal(n, (size_t)off + size);
+    FILE *fp = spool_open_message(fx->spool, id);
+    assert_non_null(fp);
+    size_t n = fread(got, 1, sizeof got, fp);
+    fclose(fp);
+    assert_int_equal(n, size);
     message(want, size, i);
-    assert_memory_equal(got + off, want, size);
+    assert_memory_equal(got, want, size);
+}
+
+/* Octets in DIR/spool/journal, all segments together. */
+static off_t journal_octets(const struct fixture *fx)
+{
+    char path[160];
+    struct stat st;
+    struct dirent *de;
+    off_t total = 0;
+    snprintf(path, sizeof path, "%s/spool/journal", fx->dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char p2[300];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p2, sizeof p2, "%s/%s", path, de->d_name);
+        if (stat(p2, &st) == 0)
+            total += st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+static int count_ids(struct spool *sp)
+{
+    return spool_ids(sp, false, NULL, NULL);
 }
 
 /* ---- codec ---- */
@@ -221,7 +239,9 @@ static void test_codec_every_flip(void **state)
 
 /* ---- the spool with its journal ---- */
 
-static void test_commits_reach_queue(void **state)
+/* Journalled messages live in the journal (no file each) and are found byte-exact by id after
+ * a restart; those larger than the buffer have their own file in queue/. */
+static void test_commits_found_by_id(void **state)
 {
     struct fixture *fx = *state;
     struct waiter w;
@@ -234,118 +254,135 @@ static void test_commits_reach_queue(void **state)
         submit(fx, &w, sizes[i], i, ids[i]);
     wait_for(&w, n);
     assert_int_equal(w.failed, 0);
-    spool_close(fx->spool); /* drains the materializer */
+    for (int i = 0; i < n; i++)
+        assert_queued(fx, ids[i], sizes[i], i);
+    spool_close(fx->spool);
     fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
     assert_non_null(fx->spool);
-    assert_int_equal(spool_replayed(fx->spool), 0);
-    assert_int_equal(count_files(fx, "queue"), n);
+    assert_int_equal(spool_replayed(fx->spool), 5); /* up to 65,536 octets */
+    assert_int_equal(count_files(fx, "queue"), 2);
     assert_int_equal(count_files(fx, "tmp"), 0);
-    assert_int_equal(count_files(fx, "journal"), 0);
+    assert_int_equal(count_ids(fx->spool), n);
     for (int i = 0; i < n; i++)
         assert_queued(fx, ids[i], sizes[i], i);
 }
 
-/* While the server runs, the journal is emptied once its records are in queue/. */
-static void test_journal_emptied_while_running(void **state)
+/* Removing every message (as delivery does) leaves the journal empty: the active segment is
+ * emptied for reuse, and nothing comes back after a restart. */
+static void test_removed_messages_leave_journal(void **state)
 {
     struct fixture *fx = *state;
     struct waiter w;
-    char id[QUEUE_ID_LEN + 1];
+    char ids[10][QUEUE_ID_LEN + 1];
+    const char *p[10];
     waiter_init(&w);
     assert_int_equal(spool_start(fx->spool), 0);
-    for (int i = 0; i < 10; i++)
-        submit(fx, &w, 100, i, id);
-    wait_for(&w, 10);
-    for (int tries = 0; tries < 500 && count_files(fx, "queue") < 10; tries++)
-        usleep(10000);
-    assert_int_equal(count_files(fx, "queue"), 10);
-    /* the segment is kept for the next batch, but empty */
-    unsigned char buf[64];
-    char path[160];
-    struct stat st;
-    DIR *d;
-    struct dirent *de;
-    snprintf(path, sizeof path, "%s/spool/journal", fx->dir);
-    for (int tries = 0; tries < 500; tries++) {
-        off_t total = 0;
-        d = opendir(path);
-        assert_non_null(d);
-        while ((de = readdir(d)) != NULL) {
-            char p2[300];
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(p2, sizeof p2, "%s/%s", path, de->d_name);
-            assert_int_equal(stat(p2, &st), 0);
-            total += st.st_size;
-        }
-        closedir(d);
-        if (total == 0)
-            return;
-        usleep(10000);
+    for (int i = 0; i < 10; i++) {
+        submit(fx, &w, 100, i, ids[i]);
+        p[i] = ids[i];
     }
-    (void)buf;
-    fail_msg("the journal still holds records after they reached queue/");
+    wait_for(&w, 10);
+    assert_true(journal_octets(fx) > 0);
+    assert_int_equal(count_ids(fx->spool), 10);
+    assert_int_equal(spool_remove(fx->spool, p, 4), 0);
+    assert_int_equal(spool_remove(fx->spool, p + 4, 6), 0);
+    assert_int_equal(count_ids(fx->spool), 0);
+    for (int tries = 0; tries < 500 && journal_octets(fx) > 0; tries++)
+        usleep(10000);
+    assert_int_equal(journal_octets(fx), 0);
+    assert_int_equal(count_files(fx, "journal"), 1); /* kept for the next batch */
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    assert_int_equal(count_ids(fx->spool), 0);
+}
+
+/* A queue file as the server writes it: the id, then the message. */
+#define ENVELOPE_FMT                                                                               \
+    "SUBMITD-QUEUE 1\n{\"id\":\"%s\",\"received_ms\":1,"                                         \
+    "\"sender\":\"s@example.com\",\"rcpts\":[\"r@example.net\"],"                                \
+    "\"auth_user\":\"s@example.com\",\"tenant\":\"example.com\","                                \
+    "\"client_ip\":\"::1\",\"helo\":\"h\",\"session\":\"S\","                                    \
+    "\"body\":\"7BIT\",\"client_port\":1,\"smtputf8\":false}\n%s"
+
+static size_t make_tomb(unsigned char *out, const char *id)
+{
+    return make_record(out, id, "");
 }
 
 static void test_replay_after_crash(void **state)
 {
     struct fixture *fx = *state;
-    unsigned char seg[4096], seg2[1024], got[512];
+    unsigned char seg[4096], seg2[1024];
     const char *p1 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000001\"}\nfirst\r\n";
-    const char *p2 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000002\"}\nsecond\r\n";
+    char p2[1024]; /* a whole envelope: this one is read back */
+    snprintf(p2, sizeof p2, ENVELOPE_FMT, "0000000000000002", "second\r\n");
     const char *p3 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000003\"}\nthird\r\n";
     const char *p4 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000004\"}\nfourth\r\n";
-    size_t n = 0, n2;
+    const char *p5 = "SUBMITD-QUEUE 1\n{\"id\":\"0000000000000005\"}\nfifth\r\n";
+    size_t n = 0, n2 = 0;
     spool_close(fx->spool);
     fx->spool = NULL;
     n += make_record(seg + n, "0000000000000001", p1);
     n += make_record(seg + n, "0000000000000002", p2);
+    n += make_record(seg + n, "0000000000000005", p5);
     size_t torn_at = n;
     n += make_record(seg + n, "0000000000000003", p3);
     write_file(fx, "journal", "0000000000000010", seg, torn_at + 30); /* 3 torn */
-    n2 = make_record(seg2, "0000000000000004", p4);
+    n2 += make_record(seg2 + n2, "0000000000000004", p4);
+    n2 += make_tomb(seg2 + n2, "0000000000000005"); /* 5 was delivered */
     write_file(fx, "journal", "0000000000000011", seg2, n2);
-    /* record 1 reached queue/ before the crash: it must not be written again */
+    /* 1 was moved to queue/ before the crash, its tombstone not yet written */
     write_file(fx, "queue", "0000000000000001", "already there", 13);
     write_file(fx, "journal", "not-a-segment", "x", 1);
 
     fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
     assert_non_null(fx->spool);
     assert_int_equal(spool_replayed(fx->spool), 2); /* 2 and 4 */
-    assert_int_equal(read_file(fx, "queue", "0000000000000001", got, sizeof got), 13);
-    assert_int_equal(read_file(fx, "queue", "0000000000000002", got, sizeof got), strlen(p2));
-    assert_memory_equal(got, p2, strlen(p2));
-    assert_int_equal(read_file(fx, "queue", "0000000000000004", got, sizeof got), strlen(p4));
-    assert_memory_equal(got, p4, strlen(p4));
-    assert_int_equal(count_files(fx, "queue"), 3);   /* 3 was never acknowledged */
-    assert_int_equal(count_files(fx, "journal"), 1); /* only the stranger is left */
+    FILE *fp = spool_open_message(fx->spool, "0000000000000002");
+    assert_non_null(fp);
+    char line[64];
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_string_equal(line, "second\r\n");
+    fclose(fp);
+    assert_int_equal(count_files(fx, "queue"), 1); /* nothing written: 1 was there */
+    assert_int_equal(count_ids(fx->spool), 3);      /* 1, 2, 4; 3 was never acknowledged */
     assert_int_equal(count_files(fx, "tmp"), 0);
+    /* 1 is delivered from queue/: the tombstone written at open keeps the record away */
+    const char *one[1] = {"0000000000000001"};
+    assert_int_equal(spool_remove(fx->spool, one, 1), 0);
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 2);
+    assert_int_equal(count_ids(fx->spool), 2);
+    /* the segment with the torn tail was never appended to */
+    struct stat st;
+    char path[160];
+    snprintf(path, sizeof path, "%s/spool/journal/0000000000000010", fx->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, (off_t)(torn_at + 30));
 }
 
-/* submitctl's view: a message acknowledged but not yet written to queue/ is listed and shown
- * from its journal record. */
+/* submitctl's view: a message living in the journal is listed and shown from its record, and
+ * gone from the list once the server removed it. */
 static void test_reader_sees_journal(void **state)
 {
     struct fixture *fx = *state;
     struct waiter w;
-    char id[QUEUE_ID_LEN + 1], in_queue[QUEUE_ID_LEN + 1];
+    char id[QUEUE_ID_LEN + 1], first[QUEUE_ID_LEN + 1];
     unsigned char rec[8192];
     waiter_init(&w);
     assert_int_equal(spool_start(fx->spool), 0);
-    submit(fx, &w, 300, 7, in_queue); /* a normal message, through to queue/ */
+    submit(fx, &w, 300, 7, first); /* a normal message, through the journal */
     wait_for(&w, 1);
     spool_close(fx->spool);
     fx->spool = NULL;
-    /* a record as the server writes it, for a message the materializer has not reached */
-    const char *payload_fmt = "SUBMITD-QUEUE 1\n{\"id\":\"%s\",\"received_ms\":1,"
-                              "\"sender\":\"s@example.com\",\"rcpts\":[\"r@example.net\"],"
-                              "\"auth_user\":\"s@example.com\",\"tenant\":\"example.com\","
-                              "\"client_ip\":\"::1\",\"helo\":\"h\",\"session\":\"S\","
-                              "\"body\":\"7BIT\",\"client_port\":1,\"smtputf8\":false}\n"
-                              "Subject: journal only\r\n\r\nhi\r\n";
+    /* a record as the server writes it, in a segment of its own */
     char payload[1024];
     snprintf(id, sizeof id, "%s", "0000000000000ABC");
-    snprintf(payload, sizeof payload, payload_fmt, id);
+    snprintf(payload, sizeof payload, ENVELOPE_FMT, id, "Subject: journal only\r\n\r\nhi\r\n");
     size_t n = make_record(rec, id, payload);
     write_file(fx, "journal", "00000000000000AA", rec, n);
 
@@ -368,72 +405,53 @@ static void test_reader_sees_journal(void **state)
     assert_int_equal(spool_load(reader, "0000000000000ABD", &env, &off), -1);
     assert_int_equal(errno, ENOENT);
     spool_close(reader);
-    assert_int_equal(count_files(fx, "journal"), 1);          /* a reader changes nothing */
-    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err); /* the server replays it */
+    assert_int_equal(count_files(fx, "journal"), 2);          /* a reader changes nothing */
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err); /* the server indexes both */
     assert_non_null(fx->spool);
-    assert_int_equal(spool_replayed(fx->spool), 1);
-    assert_int_equal(count_files(fx, "journal"), 0);
+    assert_int_equal(spool_replayed(fx->spool), 2);
+    assert_int_equal(count_files(fx, "queue"), 0);
     assert_int_equal(spool_list(fx->spool, NULL, NULL), 2);
+    const char *gone[1] = {id};
+    assert_int_equal(spool_remove(fx->spool, gone, 1), 0);
+    reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(reader);
+    assert_int_equal(spool_list(reader, NULL, NULL), 1);
+    errno = 0;
+    assert_int_equal(spool_load(reader, id, &env, &off), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(spool_load(reader, first, &env, &off), 0);
+    spool_envelope_free(&env);
+    spool_close(reader);
 }
 
 struct ready_log {
     struct fixture *fx;
     pthread_mutex_t lock;
     int n;
-    int in_journal; /* announced while its record was still in the journal: must stay 0 */
+    int unloadable; /* announced before spool_load could find it: must stay 0 */
     char ids[300][QUEUE_ID_LEN + 1];
 };
-
-static int find_id(const char *dir, const char *id)
-{
-    /* is the id anywhere in the journal's segments? */
-    char path[200];
-    struct dirent *de;
-    int found = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    while ((de = readdir(d)) != NULL && !found) {
-        static unsigned char buf[1 << 20];
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        FILE *fp = fopen(path, "rb");
-        if (fp == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf, fp);
-        fclose(fp);
-        size_t off = 0;
-        struct journal_record r;
-        while (journal_next(buf, n, &off, &r) == 1)
-            if (strcmp(r.id, id) == 0)
-                found = 1;
-    }
-    closedir(d);
-    return found;
-}
 
 static void on_ready(const char *id, void *arg)
 {
     struct ready_log *l = arg;
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/spool/journal", l->fx->dir);
-    int in = find_id(dir, id);
-    char path[200];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/spool/queue/%s", l->fx->dir, id);
+    struct spool_envelope env;
+    long off;
+    int rc = spool_load(l->fx->spool, id, &env, &off);
+    if (rc == 0)
+        spool_envelope_free(&env);
     pthread_mutex_lock(&l->lock);
-    if (in || stat(path, &st) != 0)
-        l->in_journal++;
+    if (rc != 0)
+        l->unloadable++;
     if (l->n < 300)
         memcpy(l->ids[l->n], id, QUEUE_ID_LEN + 1);
     l->n++;
     pthread_mutex_unlock(&l->lock);
 }
 
-/* Delivery may take a message only once the journal no longer holds it (docs/spool.md): the
- * ready callback comes for every message, journalled or not, after that point. */
-static void test_ready_after_journal(void **state)
+/* Delivery may take a message once it is durable: the ready callback comes once for every
+ * message, journalled or not, and the message can be loaded by then. */
+static void test_ready_once_durable(void **state)
 {
     struct fixture *fx = *state;
     struct waiter w;
@@ -457,10 +475,41 @@ static void test_ready_after_journal(void **state)
         usleep(10000);
     }
     assert_int_equal(l.n, 60);
-    assert_int_equal(l.in_journal, 0);
+    assert_int_equal(l.unloadable, 0);
     for (int i = 1; i < 60; i++)
         for (int k = 0; k < i; k++)
             assert_string_not_equal(l.ids[i], l.ids[k]); /* each once */
+}
+
+/* A message still queued when its segment is old is moved to queue/ by the keeper; the
+ * segment goes, and the message is intact and listed once, also after a restart. */
+static void test_old_messages_moved_to_queue(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    char ids[12][QUEUE_ID_LEN + 1];
+    waiter_init(&w);
+    spool_set_journal_age(fx->spool, 0);
+    assert_int_equal(spool_start(fx->spool), 0);
+    for (int i = 0; i < 12; i++)
+        submit(fx, &w, 500 + (size_t)i, i, ids[i]);
+    wait_for(&w, 12);
+    for (int tries = 0; tries < 1000 && count_files(fx, "queue") < 12; tries++)
+        usleep(10000);
+    assert_int_equal(count_files(fx, "queue"), 12);
+    for (int tries = 0; tries < 1000 && journal_octets(fx) > 0; tries++)
+        usleep(10000);
+    assert_int_equal(journal_octets(fx), 0);
+    assert_int_equal(count_ids(fx->spool), 12);
+    for (int i = 0; i < 12; i++)
+        assert_queued(fx, ids[i], 500 + (size_t)i, i);
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 0);
+    assert_int_equal(count_ids(fx->spool), 12);
+    for (int i = 0; i < 12; i++)
+        assert_queued(fx, ids[i], 500 + (size_t)i, i);
 }
 
 #define CONC_THREADS 8
@@ -502,9 +551,10 @@ static void test_concurrent_through_journal(void **state)
     spool_close(fx->spool);
     fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
     assert_non_null(fx->spool);
-    assert_int_equal(count_files(fx, "queue"), CONC_THREADS * CONC_EACH);
+    assert_int_equal(count_files(fx, "queue"), 0); /* every one lives in the journal */
+    assert_int_equal(spool_replayed(fx->spool), CONC_THREADS * CONC_EACH);
     assert_int_equal(spool_list(fx->spool, NULL, NULL), CONC_THREADS * CONC_EACH);
-    assert_int_equal(count_files(fx, "journal"), 0);
+    assert_int_equal(count_ids(fx->spool), CONC_THREADS * CONC_EACH);
 }
 
 int main(void)
@@ -513,11 +563,12 @@ int main(void)
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_every_truncation),
         cmocka_unit_test(test_codec_every_flip),
-        cmocka_unit_test_setup_teardown(test_commits_reach_queue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journal_emptied_while_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commits_found_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removed_messages_leave_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_journal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ready_after_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_once_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_messages_moved_to_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_through_journal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
