@@ -15,7 +15,10 @@
 # (connections submitd holds in d and d-tls, default 10000), BENCH_PF_IDLE (the same for
 # Postfix, which needs a process per connection; default 500), BENCH_IDLE_DURATION (seconds cap
 # for opening them, default 120), BENCH_SCENARIOS (names to run, space-separated; default all:
-# a a-tls b b-tls e e-tls d d-tls sink).
+# a a-tls b b-tls e e-tls d d-tls sink), BENCH_FS (where the servers keep their files: `fresh`,
+# the default, a new ext4 file system with a journal made for this run on a loop device, so that
+# every run and both servers start from the same state; `tmpdir`, TMPDIR's file system as it
+# is), BENCH_FS_SIZE (the fresh file system's size, default 4G; the image file is sparse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,7 +72,7 @@ ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/submitd-peers.XXXXXX")
 chmod 755 "$TMP"
-SPID="" PF_STARTED="" DOVECOT_PID="" SAMPLER="" SINK_PID=""
+SPID="" PF_STARTED="" DOVECOT_PID="" SAMPLER="" SINK_PID="" FS_IMG=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 stop_pid() { # stop_pid PID NAME: SIGTERM, 10 s, then SIGKILL
     local pid=$1
@@ -91,10 +94,34 @@ cleanup() {
     fi
     [ -f "$TMP/postfix/dovecot.log" ] && cp "$TMP/postfix/dovecot.log" "$OUT/dovecot.log"
     [ -n "$DOVECOT_PID" ] && stop_pid "$DOVECOT_PID" dovecot
+    if [ -n "$FS_IMG" ]; then
+        umount "$TMP" 2>/dev/null || umount -l "$TMP" 2>/dev/null || true
+        rm -f "$FS_IMG"
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Both servers' files (queues, journals, logs) on one file system. How fast a file system creates
+# files depends on its history: ext4 without a journal (this machine's root) skips inodes freed
+# in the last minutes when it allocates one, so a run right after many files were removed finds
+# per-file queues several times slower (docs/performance.md). A fresh ext4 with mkfs's defaults
+# (journal, data=ordered, as on a typical server) gives every run the same start.
+case "${BENCH_FS:-fresh}" in
+fresh)
+    command -v mkfs.ext4 >/dev/null || die "BENCH_FS=fresh needs mkfs.ext4 (e2fsprogs); or BENCH_FS=tmpdir"
+    FS_IMG="$TMP.img"
+    truncate -s "${BENCH_FS_SIZE:-4G}" "$FS_IMG"
+    mkfs.ext4 -q -F "$FS_IMG" >>"$OUT/setup.log" 2>&1 || die "mkfs.ext4 failed (see $OUT/setup.log)"
+    mount -o loop "$FS_IMG" "$TMP" 2>>"$OUT/setup.log" ||
+        die "cannot mount a loop file system on $TMP (see $OUT/setup.log); or BENCH_FS=tmpdir"
+    chmod 755 "$TMP"
+    FS_DESC="a fresh ext4 (mkfs.ext4 defaults: journal, data=ordered) on a loop device, image file in ${TMPDIR:-/tmp}"
+    ;;
+tmpdir) FS_DESC="$(findmnt -n -o FSTYPE,OPTIONS --target "$TMP" 2>/dev/null || echo unknown) (TMPDIR as it is)" ;;
+*) die "BENCH_FS must be fresh or tmpdir" ;;
+esac
 
 free_ports() { python3 -c '
 import socket, sys
@@ -373,6 +400,7 @@ CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 {
     echo "Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "Peers: Postfix $(postconf -h mail_version 2>/dev/null) + Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1)"
+    echo "File system: $FS_DESC"
     echo "Caps: $CLIENTS clients; a: $CLIENTS x 50 messages, b: $B_CONNS connections, e: $CLIENTS x 5 x 1 MiB; ${DURATION} s per scenario"
     echo
     echo "| scenario | server | msgs/s | p50 ms | p99 ms | msgs ok | failures | server CPU ms/msg | peak PSS MiB | peak RSS sum MiB | submitd msgs/s ÷ this |"

@@ -32,6 +32,7 @@ netmask|src/netmask.c||1024
 smtp_reply|src/smtp_reply.c||10000
 doctor_kb|src/doctor_kb.c build/fuzz/gen/kb_data.c|jansson|4096
 smtp_client|src/smtp_client.c src/smtp_reply.c src/base64.c src/xtext.c src/delivery.c|libsodium|4096
+journal|src/spool_journal_codec.c src/spool_index.c src/spool_envelope.c|libsodium jansson|70000
 "
 
 want() { # is target $1 selected on the command line (all when none is)?

@@ -163,6 +163,7 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
     s->pending_tail = &s->pending;
     s->reader = !recover;
     s->journal_age_ms = SPOOL_JOURNAL_AGE_MS;
+    s->keeper_tick_ms = SPOOL_KEEPER_TICK_MS;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->move_lock, NULL);
     pthread_cond_init(&s->wake, NULL);
@@ -251,6 +252,11 @@ void spool_set_journal(struct spool *s, bool on)
 void spool_set_journal_age(struct spool *s, int64_t ms)
 {
     s->journal_age_ms = ms;
+}
+
+void spool_set_keeper_tick(struct spool *s, long ms)
+{
+    s->keeper_tick_ms = ms;
 }
 
 uint64_t spool_batches(const struct spool *s)

@@ -83,6 +83,9 @@ void spool_set_ready(struct spool *s, spool_ready_fn fn, void *arg);
 /* A message still queued when its journal segment is this old is moved to a file of its own in
  * queue/ (default 5 minutes; docs/spool.md). For tests. Call before spool_start. */
 void spool_set_journal_age(struct spool *s, int64_t ms);
+/* How often the journal's keeper looks at the segments besides after every batch (default 1 s;
+ * 0: all the time). For tests. Call before spool_start. */
+void spool_set_keeper_tick(struct spool *s, long ms);
 /* How many group commits (batches) have completed; for tests and statistics. */
 uint64_t spool_batches(const struct spool *s);
 

@@ -30,6 +30,8 @@ _Static_assert(sizeof SPOOL_MAGIC == sizeof SPOOL_MAGIC_V1,
  * of its own in queue/ so that the segment can go (docs/spool.md, "Journal"). */
 #define SPOOL_JOURNAL_AGE_MS (300 * 1000)
 #define SPOOL_SEGMENTS_MAX 64
+/* The keeper looks at the segments after every batch, and at least this often. */
+#define SPOOL_KEEPER_TICK_MS 1000
 
 /* One journal segment file, DIR/spool/journal/SEGMENT (docs/spool.md). Segments form a list,
  * oldest first; the newest may be the active one (appended to). */
@@ -40,6 +42,7 @@ struct spool_segment {
     uint64_t size;    /* octets appended (or read at open) */
     uint64_t live;    /* records in it whose messages still live in the journal */
     int64_t last_ms;  /* wall-clock time of its last append (its mtime at open) */
+    bool pinned;      /* holds a message the index has no room for: kept until the next start */
 };
 
 struct spool {
@@ -71,10 +74,12 @@ struct spool {
     pthread_cond_t journal_cond; /* appending or resetting changed; work for the keeper */
     struct spool_segment *segs;  /* every open segment, oldest first */
     struct spool_segment *active; /* the newest one while appends go to it, else NULL */
-    bool appending;               /* the commit thread writes to `active` */
+    bool appending;               /* the commit thread is appending a batch... */
+    struct spool_segment *writing; /* ...to this segment (NULL until it has one): never removed */
     bool resetting;               /* the keeper empties `active` */
     struct journal_index index;   /* messages living in the journal (a writer's spool) */
     int64_t journal_age_ms;       /* SPOOL_JOURNAL_AGE_MS unless spool_set_journal_age */
+    long keeper_tick_ms;          /* SPOOL_KEEPER_TICK_MS unless spool_set_keeper_tick */
     bool keeper_started, keeper_stopping;
     pthread_t keeper_thread;
     /* Serializes moving messages out of the journal (to queue/ or hold/) with removing them:
@@ -163,6 +168,21 @@ int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n
  * never replacing a file there: EEXIST); the caller fsyncs dirfd. 0, or -1 with errno. */
 int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload,
                           size_t len, int dirfd);
+
+/* Shared by spool_journal.c and spool_journal_read.c. */
+int64_t spool_now_ms(void); /* wall-clock milliseconds */
+/* Puts g at the young end of the segment list. Under lock. */
+void spool_segment_link(struct spool *s, struct spool_segment *g);
+/* Drops id from the index (its segment holds one live message less). Under lock. */
+void spool_index_drop(struct spool *s, const char *id);
+/* Reads DIR/spool/journal/NAME whole into *buf (malloc'd). 0, or -1 with errno. */
+int spool_journal_read_whole(int dirfd, const char *name, unsigned char **buf, size_t *len);
+/* The segment names in journal/, sorted (oldest first); NULL with *n = 0 when there are none
+ * (errno 0) or on a failure (errno set). */
+char **spool_journal_names(struct spool *s, size_t *n);
+void spool_journal_free_names(char **names, size_t n);
+/* Indexes one segment's records and links the segment (kept open; never appended to again). */
+int spool_journal_index_segment(struct spool *s, const char *name, char *err, size_t errlen);
 
 /* spool_keeper.c: the keeper thread (removes segments that hold no live message, empties the
  * active one, moves long-queued messages out of old segments). */

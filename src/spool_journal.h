@@ -3,10 +3,13 @@
  *   "J1 " ID(16) " " LENGTH(16 hex) " " CHECK(32 hex) "\n"
  * followed by LENGTH octets: the queue file exactly as it will be written to queue/ID. CHECK
  * is BLAKE2b-128 over the id, the length and the payload, so a torn or damaged record is
- * recognised; replay stops at the first such record of a segment. */
+ * recognised; reading a segment stops at the first such record. A record of length 0 is a
+ * tombstone: the message with that id has left the journal. Implemented in
+ * spool_journal_codec.c. */
 #ifndef SUBMITD_SPOOL_JOURNAL_H
 #define SUBMITD_SPOOL_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +29,9 @@ struct journal_record {
     const unsigned char *payload;
     size_t len;
 };
+
+/* Whether p[0..n) are hex digits (uppercase letters when upper, else lowercase). */
+bool journal_is_hex(const unsigned char *p, size_t n, bool upper);
 
 /* Decodes the record at buf[*off..len). Returns 1 and advances *off, 0 at the end of the data,
  * -1 when what follows is not a whole, intact record (a torn tail or damage). */

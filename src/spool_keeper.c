@@ -17,17 +17,9 @@
 #include "logger.h"
 #include "spool_internal.h"
 
-#define KEEPER_TICK_MS 1000
 /* The pause after a failed move (a full disk), doubling up to the maximum. */
 #define MOVE_RETRY_MIN_MS 250
 #define MOVE_RETRY_MAX_MS 30000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t segment_count(const struct spool *s)
 {
@@ -37,21 +29,23 @@ static size_t segment_count(const struct spool *s)
     return n;
 }
 
-/* Unlinks the oldest segments that hold nothing live (never the active one), and empties the
- * active one when it is the only segment and holds nothing live. */
+/* Unlinks the oldest segments that hold nothing live (never the active one, nor one the commit
+ * thread is appending to: a new segment holds nothing live until its first batch is durable),
+ * and empties the active one when it is the only segment and holds nothing live. */
 static void tidy(struct spool *s)
 {
     struct spool_segment *gone = NULL, **tail = &gone, *reset = NULL, *g;
     pthread_mutex_lock(&s->lock);
-    while ((g = s->segs) != NULL && g->live == 0 && g != s->active) {
+    while ((g = s->segs) != NULL && g->live == 0 && !g->pinned && g != s->active &&
+           g != s->writing) {
         s->segs = g->next;
         g->next = NULL;
         *tail = g;
         tail = &g->next;
     }
     g = s->segs;
-    if (g != NULL && g == s->active && g->next == NULL && g->live == 0 && g->size > 0 &&
-        !s->appending) {
+    if (g != NULL && g == s->active && g->next == NULL && g->live == 0 && !g->pinned &&
+        g->size > 0 && !s->appending) {
         reset = g;
         s->resetting = true;
     }
@@ -188,11 +182,17 @@ static void *keeper(void *arg)
     while (!s->keeper_stopping) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += KEEPER_TICK_MS / 1000;
+        long tick = s->keeper_tick_ms;
+        until.tv_sec += tick / 1000;
+        until.tv_nsec += (tick % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
         (void)pthread_cond_timedwait(&s->journal_cond, &s->lock, &until);
         if (s->keeper_stopping)
             break;
-        int64_t now = now_ms();
+        int64_t now = spool_now_ms();
         struct spool_segment *g = now >= retry_at ? move_candidate(s, now) : NULL;
         pthread_mutex_unlock(&s->lock);
         if (g != NULL) {
@@ -202,7 +202,7 @@ static void *keeper(void *arg)
                 pause_ms = pause_ms == 0                       ? MOVE_RETRY_MIN_MS
                            : pause_ms * 2 > MOVE_RETRY_MAX_MS ? MOVE_RETRY_MAX_MS
                                                                : pause_ms * 2;
-                retry_at = now_ms() + pause_ms;
+                retry_at = spool_now_ms() + pause_ms;
             }
         }
         tidy(s);
@@ -244,7 +244,8 @@ void spool_journal_close(struct spool *s)
     while ((g = s->segs) != NULL) {
         s->segs = g->next;
         close(g->fd);
-        if (oldest && !s->reader && g->live == 0 && unlinkat(s->journal_fd, g->name, 0) == 0)
+        if (oldest && !s->reader && g->live == 0 && !g->pinned &&
+            unlinkat(s->journal_fd, g->name, 0) == 0)
             removed = true;
         else
             oldest = false;
