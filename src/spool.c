@@ -311,6 +311,27 @@ static int new_id(struct spool *s, char id[QUEUE_ID_LEN + 1], bool create, char 
     return -1;
 }
 
+bool spool_idvec_add(struct spool_idvec *vec, const char *id)
+{
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap ? vec->cap * 2 : 64;
+        char(*v)[QUEUE_ID_LEN + 1] = realloc(vec->v, cap * sizeof *v);
+        if (v == NULL) {
+            vec->failed = true;
+            return false;
+        }
+        vec->v = v;
+        vec->cap = cap;
+    }
+    memcpy(vec->v[vec->n++], id, QUEUE_ID_LEN + 1);
+    return true;
+}
+
+int spool_cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 struct spool_file *spool_tombstone(struct spool *s, const char *id)
 {
     struct spool_file *f = malloc(sizeof *f); /* its buffer stays unused (and unwritten) */

@@ -276,30 +276,10 @@ int spool_ids(struct spool *s, bool held, void (*cb)(const char *queue_id, void 
     return count;
 }
 
-struct id_set {
-    char (*v)[QUEUE_ID_LEN + 1];
-    size_t n, cap;
-};
-
 static int collect_id(const struct journal_record *r, int64_t mtime_ms, void *arg)
 {
-    struct id_set *set = arg;
     (void)mtime_ms;
-    if (set->n == set->cap) {
-        size_t cap = set->cap ? set->cap * 2 : 64;
-        char(*v)[QUEUE_ID_LEN + 1] = realloc(set->v, cap * sizeof *v);
-        if (v == NULL)
-            return -1;
-        set->v = v;
-        set->cap = cap;
-    }
-    memcpy(set->v[set->n++], r->id, QUEUE_ID_LEN + 1);
-    return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    return strcmp(a, b);
+    return spool_idvec_add(arg, r->id) ? 0 : -1;
 }
 
 /* A journal record replayed at open for a message held before the crash recreates queue/ID
@@ -334,7 +314,7 @@ static int drop_held_copies(struct spool *s, char *err, size_t errlen)
 
 int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
 {
-    struct id_set journal = {0};
+    struct spool_idvec journal = {0};
     char *ids;
     size_t n, i;
     if (drop_held_copies(s, err, errlen) == -1)
@@ -346,7 +326,7 @@ int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
         return -1;
     }
     if (journal.n > 1)
-        qsort(journal.v, journal.n, sizeof *journal.v, cmp_id);
+        qsort(journal.v, journal.n, sizeof *journal.v, spool_cmp_id);
     if (spool_read_ids(s->state_fd, &ids, &n) == -1) {
         snprintf(err, errlen, "read %s/state: %s", s->dir, strerror(errno));
         free(journal.v);
@@ -358,7 +338,7 @@ int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
         struct stat st;
         if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
             (errno == ENOENT && fstatat(s->hold_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0) ||
-            (journal.n > 0 && bsearch(id, journal.v, journal.n, sizeof *journal.v, cmp_id)))
+            (journal.n > 0 && bsearch(id, journal.v, journal.n, sizeof *journal.v, spool_cmp_id)))
             continue;
         /* Its message was removed durably before the state file went (spool_remove); a
          * message that cannot be looked up keeps its state. */

@@ -108,6 +108,16 @@ struct spool_file {
 
 /* spool.c */
 int spool_write_all(int fd, const void *buf, size_t n);
+/* A growing array of queue ids. */
+struct spool_idvec {
+    char (*v)[QUEUE_ID_LEN + 1];
+    size_t n, cap;
+    bool failed; /* an add ran out of memory */
+};
+/* Appends id; false (and `failed` set) when out of memory. */
+bool spool_idvec_add(struct spool_idvec *vec, const char *id);
+/* strcmp for qsort and bsearch over queue ids (arrays of QUEUE_ID_LEN + 1 octets). */
+int spool_cmp_id(const void *a, const void *b);
 /* A tombstone for id (spool_journal_forget); NULL when out of memory. */
 struct spool_file *spool_tombstone(struct spool *s, const char *id);
 /* Writes the head and the buffered bytes into tmp/ID (creating it) and leaves f->fd open. */

@@ -144,37 +144,15 @@ static int each_record(struct spool *s, record_fn fn, void *arg)
     return rc;
 }
 
-/* A reader's pass over the journal: the ids that tombstones forgot, sorted. */
-struct forgotten {
-    char (*v)[QUEUE_ID_LEN + 1];
-    size_t n, cap;
-};
-
+/* A reader's pass over the journal: the ids that tombstones forgot. */
 static int collect_tomb(const struct journal_record *r, int64_t mtime_ms, void *arg)
 {
-    struct forgotten *t = arg;
     (void)mtime_ms;
-    if (r->len != 0)
-        return 0;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        char(*v)[QUEUE_ID_LEN + 1] = realloc(t->v, cap * sizeof *v);
-        if (v == NULL)
-            return -1;
-        t->v = v;
-        t->cap = cap;
-    }
-    memcpy(t->v[t->n++], r->id, QUEUE_ID_LEN + 1);
-    return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    return strcmp(a, b);
+    return r->len != 0 || spool_idvec_add(arg, r->id) ? 0 : -1;
 }
 
 struct live_scan {
-    struct forgotten tombs;
+    struct spool_idvec tombs; /* sorted */
     spool_journal_fn fn;
     void *arg;
 };
@@ -183,7 +161,7 @@ static int live_record(const struct journal_record *r, int64_t mtime_ms, void *a
 {
     struct live_scan *ls = arg;
     if (r->len == 0 || (ls->tombs.n > 0 && bsearch(r->id, ls->tombs.v, ls->tombs.n,
-                                                    sizeof *ls->tombs.v, cmp_id) != NULL))
+                                                    sizeof *ls->tombs.v, spool_cmp_id) != NULL))
         return 0;
     return ls->fn(r, mtime_ms, ls->arg);
 }
@@ -194,7 +172,7 @@ int spool_journal_scan(struct spool *s, spool_journal_fn fn, void *arg)
     int rc = each_record(s, collect_tomb, &ls.tombs);
     if (rc == 0) {
         if (ls.tombs.n > 1)
-            qsort(ls.tombs.v, ls.tombs.n, sizeof *ls.tombs.v, cmp_id);
+            qsort(ls.tombs.v, ls.tombs.n, sizeof *ls.tombs.v, spool_cmp_id);
         rc = each_record(s, live_record, &ls);
     }
     free(ls.tombs.v);
@@ -276,35 +254,14 @@ int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, 
     return rc;
 }
 
-struct id_list {
-    char (*v)[QUEUE_ID_LEN + 1];
-    size_t n, cap;
-    bool failed;
-};
-
-static void add_id(struct id_list *l, const char *id)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        char(*v)[QUEUE_ID_LEN + 1] = realloc(l->v, cap * sizeof *v);
-        if (v == NULL) {
-            l->failed = true;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    memcpy(l->v[l->n++], id, QUEUE_ID_LEN + 1);
-}
-
 static void entry_id(const struct journal_entry *e, void *arg)
 {
-    add_id(arg, e->id);
+    (void)spool_idvec_add(arg, e->id); /* a failure is in `failed` */
 }
 
 int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n)
 {
-    struct id_list l = {0};
+    struct spool_idvec l = {0};
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     if (s->journal_fd != -1 && s->reader)
@@ -321,7 +278,7 @@ int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n
         return -1;
     }
     if (l.n > 1)
-        qsort(l.v, l.n, sizeof *l.v, cmp_id);
+        qsort(l.v, l.n, sizeof *l.v, spool_cmp_id);
     *ids = l.v;
     *n = l.n;
     return 0;

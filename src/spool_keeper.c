@@ -96,27 +96,14 @@ static struct spool_segment *move_candidate(struct spool *s, int64_t now)
 
 struct collect {
     const struct spool_segment *seg;
-    char (*ids)[QUEUE_ID_LEN + 1];
-    size_t n, cap;
-    bool failed;
+    struct spool_idvec ids;
 };
 
 static void collect_entry(const struct journal_entry *e, void *arg)
 {
     struct collect *c = arg;
-    if (e->seg != c->seg || c->failed)
-        return;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        char(*v)[QUEUE_ID_LEN + 1] = realloc(c->ids, cap * sizeof *v);
-        if (v == NULL) {
-            c->failed = true;
-            return;
-        }
-        c->ids = v;
-        c->cap = cap;
-    }
-    memcpy(c->ids[c->n++], e->id, QUEUE_ID_LEN + 1);
+    if (e->seg == c->seg && !c->ids.failed)
+        (void)spool_idvec_add(&c->ids, e->id); /* a failure is in `failed` */
 }
 
 /* Moves the live messages of segment g to queue/: each written to tmp/ID, fdatasync'd and
@@ -125,7 +112,7 @@ static void collect_entry(const struct journal_entry *e, void *arg)
  * 0 or -1 (retried later). */
 static int move_out(struct spool *s, struct spool_segment *g)
 {
-    struct collect c = {g, NULL, 0, 0, false};
+    struct collect c = {g, {0}};
     size_t moved = 0, i;
     int rc = 0;
     pthread_mutex_lock(&s->move_lock);
@@ -134,24 +121,24 @@ static int move_out(struct spool *s, struct spool_segment *g)
         s->active = NULL; /* retired: new messages go to a new segment */
     jindex_each(&s->index, collect_entry, &c);
     pthread_mutex_unlock(&s->lock);
-    if (c.failed) {
+    if (c.ids.failed) {
         errno = ENOMEM;
         rc = -1;
     }
-    for (i = 0; rc == 0 && i < c.n; i++) {
+    for (i = 0; rc == 0 && i < c.ids.n; i++) {
         unsigned char *payload = NULL;
         size_t len = 0;
-        int found = spool_journal_get(s, c.ids[i], &payload, &len);
-        if (found == 1 && spool_journal_extract(s, c.ids[i], payload, len, s->queue_fd) == -1 &&
+        int found = spool_journal_get(s, c.ids.v[i], &payload, &len);
+        if (found == 1 && spool_journal_extract(s, c.ids.v[i], payload, len, s->queue_fd) == -1 &&
             errno != EEXIST) /* EEXIST: moved before a crash stopped its tombstone */
             found = -1;
         free(payload);
         if (found == -1) {
             log_error("event=journal-failed op=move path=\"%s/queue/%s\" error=\"%s\"", s->dir,
-                      c.ids[i], strerror(errno));
+                      c.ids.v[i], strerror(errno));
             rc = -1;
         } else if (found == 1) {
-            memcpy(c.ids[moved++], c.ids[i], sizeof c.ids[i]);
+            memcpy(c.ids.v[moved++], c.ids.v[i], sizeof c.ids.v[i]);
         }
     }
     if (moved > 0 && fsync(s->queue_fd) == -1) {
@@ -161,7 +148,7 @@ static int move_out(struct spool *s, struct spool_segment *g)
         moved = 0; /* not durable yet: the records stay authoritative */
     }
     if (moved > 0 &&
-        spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])c.ids, moved) == -1) {
+        spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])c.ids.v, moved) == -1) {
         log_error("event=journal-failed op=forget path=\"%s/journal\" error=\"%s\"", s->dir,
                   strerror(errno));
         rc = -1;
@@ -169,7 +156,7 @@ static int move_out(struct spool *s, struct spool_segment *g)
     pthread_mutex_unlock(&s->move_lock);
     if (moved > 0)
         log_info("event=journal-moved segment=%s messages=%zu", g->name, moved);
-    free(c.ids);
+    free(c.ids.v);
     return rc;
 }
 

@@ -102,9 +102,19 @@ class SmtpSink:
         self.start(flags)
 
     def transactions(self):
-        """[(headers dict of lists, message bytes)] of every stored transaction."""
+        """[(headers dict of lists, message bytes)] of every stored transaction. smtp-sink
+        writes a dump file as the transaction goes, so files are read only once none has
+        changed for SETTLE seconds (a file read too early lacks headers or the message)."""
         out = []
-        for path in sorted(glob.glob(os.path.join(self.dump_dir, "*"))):
+        settle = 0.5
+        while True:
+            paths = sorted(glob.glob(os.path.join(self.dump_dir, "*")))
+            newest = max((os.stat(p).st_mtime for p in paths), default=0.0)
+            young = time.time() - newest
+            if young >= settle:
+                break
+            time.sleep(settle - young)
+        for path in paths:
             with open(path, "rb") as f:
                 data = f.read()
             head, msg = {}, data
