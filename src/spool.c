@@ -419,7 +419,8 @@ const char *spool_file_id(const struct spool_file *f)
     return f->id;
 }
 
-int spool_file_materialize(struct spool_file *f)
+/* Writes the head and the buffered bytes into tmp/ID (creating it) and leaves f->fd open. */
+static int spool_file_materialize(struct spool_file *f)
 {
     struct spool *s = f->spool;
     int e;

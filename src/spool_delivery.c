@@ -276,12 +276,6 @@ int spool_ids(struct spool *s, bool held, void (*cb)(const char *queue_id, void 
     return count;
 }
 
-static int collect_id(const struct journal_record *r, int64_t mtime_ms, void *arg)
-{
-    (void)mtime_ms;
-    return spool_idvec_add(arg, r->id) ? 0 : -1;
-}
-
 /* A journal record replayed at open for a message held before the crash recreates queue/ID
  * next to hold/ID (release never makes both: it does not replace). The hold came later: the
  * copy in queue/ goes. */
@@ -314,22 +308,19 @@ static int drop_held_copies(struct spool *s, char *err, size_t errlen)
 
 int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
 {
-    struct spool_idvec journal = {0};
+    char(*journal)[QUEUE_ID_LEN + 1] = NULL;
     char *ids;
-    size_t n, i;
+    size_t n, n_journal = 0, i;
     if (drop_held_copies(s, err, errlen) == -1)
         return -1;
-    /* The replay has emptied the journal; what a reader could still see there counts anyway. */
-    if (spool_journal_scan(s, collect_id, &journal) == -1) {
-        snprintf(err, errlen, "read %s/journal: %s", s->dir, strerror(errno));
-        free(journal.v);
+    /* the messages living in the journal, from the index spool_journal_open just built */
+    if (spool_journal_ids(s, &journal, &n_journal) == -1) {
+        snprintf(err, errlen, "index %s/journal: %s", s->dir, strerror(errno));
         return -1;
     }
-    if (journal.n > 1)
-        qsort(journal.v, journal.n, sizeof *journal.v, spool_cmp_id);
     if (spool_read_ids(s->state_fd, &ids, &n) == -1) {
         snprintf(err, errlen, "read %s/state: %s", s->dir, strerror(errno));
-        free(journal.v);
+        free(journal);
         return -1;
     }
     for (i = 0; i < n; i++) {
@@ -338,7 +329,7 @@ int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
         struct stat st;
         if (fstatat(s->queue_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
             (errno == ENOENT && fstatat(s->hold_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0) ||
-            (journal.n > 0 && bsearch(id, journal.v, journal.n, sizeof *journal.v, spool_cmp_id)))
+            (n_journal > 0 && bsearch(id, journal, n_journal, sizeof *journal, spool_cmp_id)))
             continue;
         /* Its message was removed durably before the state file went (spool_remove); a
          * message that cannot be looked up keeps its state. */
@@ -349,11 +340,11 @@ int spool_delivery_recover(struct spool *s, char *err, size_t errlen)
         if (op != NULL) {
             snprintf(err, errlen, "%s %s/state/%s: %s", op, s->dir, id, strerror(errno));
             free(ids);
-            free(journal.v);
+            free(journal);
             return -1;
         }
     }
     free(ids);
-    free(journal.v);
+    free(journal);
     return 0;
 }

@@ -53,7 +53,7 @@ struct spool {
     int hold_fd;          /* DIR/spool/hold: held messages (spool_delivery.c) */
     int state_fd;         /* DIR/spool/state: delivery state files (queue_state.c) */
     int recovered;        /* files removed from tmp/ at open */
-    int replayed;         /* journal records written to queue/ at open */
+    int replayed;         /* messages found living in the journal at open */
     bool journal;         /* small messages go through the journal (spool_set_journal) */
     bool reader;          /* spool_open_reader: reads the journal from disk, writes nothing */
     bool reader_indexed;  /* a reader has indexed the journal (its snapshot) */
@@ -120,8 +120,6 @@ bool spool_idvec_add(struct spool_idvec *vec, const char *id);
 int spool_cmp_id(const void *a, const void *b);
 /* A tombstone for id (spool_journal_forget); NULL when out of memory. */
 struct spool_file *spool_tombstone(struct spool *s, const char *id);
-/* Writes the head and the buffered bytes into tmp/ID (creating it) and leaves f->fd open. */
-int spool_file_materialize(struct spool_file *f);
 void spool_file_free(struct spool_file *f);
 /* True when id is a queue id (QUEUE_ID_LEN uppercase hex digits), so never a path. */
 bool spool_valid_id(const char *id);
