@@ -208,6 +208,17 @@ void session_tx_reset(struct session *s)
     atomic_fetch_sub(&s->srv->in_transaction, 1);
 }
 
+/* A session that is closing, or starts over, stops counting against its mailbox's sessions
+ * submitting at once (SPEC 4) then, not when its memory is freed: the client that has read
+ * the 221 may open its next session before this one's last job has finished. */
+static void session_stop_submitting(struct session *s)
+{
+    if (s->submitting) {
+        quota_session_release(s->srv->quota, s->auth_user);
+        s->submitting = false;
+    }
+}
+
 static void session_free(struct session *s)
 {
     session_tx_reset(s);
@@ -224,8 +235,7 @@ static void session_free(struct session *s)
         event_free(s->idle_timer);
     if (s->counted_ip)
         connlimit_release(s->srv->limits, &s->client);
-    if (s->submitting)
-        quota_session_release(s->srv->quota, s->auth_user);
+    session_stop_submitting(s);
     atomic_fetch_sub(&s->listener->conns, 1);
     listener_release(s->listener);
     runtime_release(s->rt);
@@ -240,6 +250,7 @@ static void session_destroy(struct session *s)
         return;
     s->dead = true;
     session_unlink(s);
+    session_stop_submitting(s);
     if (s->bev) {
         bufferevent_free(s->bev);
         s->bev = NULL;
@@ -294,6 +305,7 @@ void session_close(struct session *s, enum reply_id final)
     }
     s->closing = true;
     s->state = SESSION_CLOSING;
+    session_stop_submitting(s);
     bufferevent_disable(s->bev, EV_READ);
     if (session_flushed(s))
         session_destroy(s);
@@ -685,10 +697,7 @@ void session_shutdown_loop(struct server *srv, unsigned loop_idx, bool force)
 static void session_forget(struct session *s)
 {
     session_tx_reset(s);
-    if (s->submitting) {
-        quota_session_release(s->srv->quota, s->auth_user);
-        s->submitting = false;
-    }
+    session_stop_submitting(s);
     s->helo_seen = false;
     s->esmtp = false;
     s->helo[0] = '\0';

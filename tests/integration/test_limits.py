@@ -71,19 +71,35 @@ class LimitsTest(DaemonTestCase):
         # Another mailbox is not affected.
         other = self.login("other@example.com")
         self.assertEqual(other.cmd("MAIL FROM:<other@example.com>").code, 250)
-        # A session that ends frees its place (the server notices the close: bounded retry).
-        s1.quit()
+        # A session that has answered QUIT has freed its place before the client reads the
+        # 221: the client's next session submits at once (no retry; CI once saw a 432 here
+        # when the place was freed only with the session's memory).
+        self.assertEqual(s1.quit().code, 221)
+        self.assertEqual(s3.cmd("MAIL FROM:<%s>" % user).line, "250 2.1.0 Sender OK")
+        self.assertEqual(s3.cmd("RCPT TO:<r@example.net>").code, 250)
+        self.assertInSync(s3)
+        # A client that vanishes frees its place once the server notices the close
+        # (bounded retry).
+        s4 = self.login(user)
+        self.assertLimit(s4.cmd("MAIL FROM:<%s>" % user), THREAD_LIMIT)
+        s4.cmd("RSET")
+        s2.close()
         deadline = time.monotonic() + 5
         while True:
-            r = s3.cmd("MAIL FROM:<%s>" % user)
+            r = s4.cmd("MAIL FROM:<%s>" % user)
             if r.code == 250 or time.monotonic() > deadline:
                 break
             self.assertTrue(r.line.startswith(THREAD_LIMIT), r)
-            s3.cmd("RSET")
+            s4.cmd("RSET")
             time.sleep(0.1)
         self.assertEqual(r.line, "250 2.1.0 Sender OK")
-        self.assertEqual(s3.cmd("RCPT TO:<r@example.net>").code, 250)
-        self.assertInSync(s3)
+        self.assertEqual(s3.quit().code, 221)
+        self.assertEqual(s4.quit().code, 221)
+        # QUIT after a message, many times over: each next session finds its place free.
+        for i in range(20):
+            c = self.login(user)
+            self.send(c, user, ["r@example.net"])
+            self.assertEqual(c.quit().code, 221, i)
 
     def test_messages_a_minute(self):
         user = "rate@example.com"
