@@ -1,5 +1,6 @@
 /* fuzz_journal.c: libFuzzer target for what the server reads back from its journal at start
- * (docs/spool.md, "Journal"): journal_next over the input as a segment, every record's queue
+ * (docs/spool.md, "Journal"): journal_next over the input as the segment named SEGMENT (J2
+ * records keyed by that name, J1 records unkeyed), every record's queue
  * file (its first line and envelope line, spool_envelope_parse of versions 1 and 2), and the
  * index built from the records (a message adds an entry, a tombstone removes it) checked against
  * a plain model. Invariants (abort() on violation): a decoded record lies inside the input and
@@ -15,6 +16,7 @@
 #include "spool_journal.h"
 
 #define MODEL_MAX 64
+#define SEGMENT "0000000000000010" /* the seeds' J2 records are keyed by this name */
 
 struct model {
     char ids[MODEL_MAX][QUEUE_ID_LEN + 1];
@@ -85,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct journal_record r;
     size_t off = 0, before;
     int rc;
-    while (before = off, (rc = journal_next(data, size, &off, &r)) == 1) {
+    while (before = off, (rc = journal_next(data, size, &off, &r, SEGMENT)) == 1) {
         FUZZ_CHECK(off == before + JOURNAL_HEADER_LEN + r.len && off <= size);
         FUZZ_CHECK(r.payload == data + before + JOURNAL_HEADER_LEN);
         FUZZ_CHECK(strlen(r.id) == QUEUE_ID_LEN && journal_is_hex((const void *)r.id, 16, true));
@@ -103,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     FUZZ_CHECK(rc == 0 ? off == size : off == before); /* the end, or stopped at the damage */
-    FUZZ_CHECK(journal_next(data, size, &off, &r) == rc); /* and stays stopped */
+    FUZZ_CHECK(journal_next(data, size, &off, &r, SEGMENT) == rc); /* and stays stopped */
     size_t live = 0;
     for (size_t i = 0; i < m.n; i++)
         if (m.live[i]) {

@@ -259,6 +259,22 @@ void spool_set_keeper_tick(struct spool *s, long ms)
     s->keeper_tick_ms = ms;
 }
 
+void spool_set_keeper_paused(struct spool *s, bool paused)
+{
+    pthread_mutex_lock(&s->lock);
+    s->keeper_paused = paused;
+    pthread_cond_broadcast(&s->journal_cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool spool_spare_ready(struct spool *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ready = s->spare != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return ready;
+}
+
 uint64_t spool_batches(const struct spool *s)
 {
     struct spool *m = (struct spool *)s; /* only the lock is touched */
@@ -632,8 +648,8 @@ static FILE *open_queued(struct spool *s, const char *queue_id)
             return NULL;
         if (found == 1) {
             fd = memfd_create("submitd-journal-record", MFD_CLOEXEC);
-            if (fd != -1 && (spool_write_all(fd, payload, len) == -1 ||
-                             lseek(fd, 0, SEEK_SET) == -1)) {
+            if (fd != -1 &&
+                (spool_write_all(fd, payload, len) == -1 || lseek(fd, 0, SEEK_SET) == -1)) {
                 e = errno;
                 close(fd);
                 fd = -1;

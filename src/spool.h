@@ -86,6 +86,10 @@ void spool_set_journal_age(struct spool *s, int64_t ms);
 /* How often the journal's keeper looks at the segments besides after every batch (default 1 s;
  * 0: all the time). For tests. Call before spool_start. */
 void spool_set_keeper_tick(struct spool *s, long ms);
+/* While paused the keeper does nothing (no spare made, nothing removed or moved). For tests. */
+void spool_set_keeper_paused(struct spool *s, bool paused);
+/* Whether the journal's keeper has a spare segment file ready; for tests. */
+bool spool_spare_ready(struct spool *s);
 /* How many group commits (batches) have completed; for tests and statistics. */
 uint64_t spool_batches(const struct spool *s);
 

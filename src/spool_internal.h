@@ -39,11 +39,20 @@ struct spool_segment {
     struct spool_segment *next; /* the next younger segment */
     int fd;                     /* read and append */
     char name[24];
-    uint64_t size;    /* octets appended (or read at open) */
-    uint64_t live;    /* records in it whose messages still live in the journal */
-    int64_t last_ms;  /* wall-clock time of its last append (its mtime at open) */
-    bool pinned;      /* holds a message the index has no room for: kept until the next start */
+    uint64_t size;   /* octets appended (or read at open) */
+    uint64_t live;   /* records in it whose messages still live in the journal */
+    int64_t last_ms; /* wall-clock time of its last append (its mtime at open) */
+    bool pinned;     /* holds a message the index has no room for: kept until the next start */
+    bool reusable;   /* started by this process: every record in it is keyed by its name, so
+                        once nothing in it lives it may become the spare */
 };
+
+/* The spare: the file the next segment starts from, DIR/spool/journal/SPOOL_SPARE_NAME (a name
+ * that is not a segment's), filled to SPOOL_SEGMENT_MAX octets ahead of time by the keeper. */
+#define SPOOL_SPARE_NAME "spare"
+/* A new spare is made, or an emptied segment filled up to be one, only while the file system
+ * has this much free besides: a nearly full one keeps its space for what needs it now. */
+#define SPOOL_SPARE_ROOM (64 * 1024 * 1024)
 
 struct spool {
     char *dir;            /* DIR/spool, for error messages */
@@ -71,16 +80,17 @@ struct spool {
     int64_t last_us; /* id clock: strictly increasing within this process */
 
     /* the journal (spool_journal.c, spool_keeper.c), also under lock */
-    pthread_cond_t journal_cond; /* appending or resetting changed; work for the keeper */
-    struct spool_segment *segs;  /* every open segment, oldest first */
-    struct spool_segment *active; /* the newest one while appends go to it, else NULL */
-    bool appending;               /* the commit thread is appending a batch... */
+    pthread_cond_t journal_cond;   /* appending changed; work for the keeper */
+    struct spool_segment *segs;    /* every open segment, oldest first */
+    struct spool_segment *active;  /* the newest one while appends go to it, else NULL */
+    bool appending;                /* the commit thread is appending a batch... */
     struct spool_segment *writing; /* ...to this segment (NULL until it has one): never removed */
-    bool resetting;               /* the keeper empties `active` */
-    struct journal_index index;   /* messages living in the journal (a writer's spool) */
-    int64_t journal_age_ms;       /* SPOOL_JOURNAL_AGE_MS unless spool_set_journal_age */
-    long keeper_tick_ms;          /* SPOOL_KEEPER_TICK_MS unless spool_set_keeper_tick */
+    struct spool_segment *spare;   /* ready for the next segment (the keeper makes it); or NULL */
+    struct journal_index index;    /* messages living in the journal (a writer's spool) */
+    int64_t journal_age_ms;        /* SPOOL_JOURNAL_AGE_MS unless spool_set_journal_age */
+    long keeper_tick_ms;           /* SPOOL_KEEPER_TICK_MS unless spool_set_keeper_tick */
     bool keeper_started, keeper_stopping;
+    bool keeper_paused; /* spool_set_keeper_paused */
     pthread_t keeper_thread;
     /* Serializes moving messages out of the journal (to queue/ or hold/) with removing them:
      * one message never ends up both moved and removed. Taken before `lock`. */
@@ -99,10 +109,10 @@ struct spool_file {
     void *arg;
     char *head; /* SPOOL_MAGIC and the envelope line: the start of the queue file */
     size_t head_len;
-    bool journaled;                /* on its way through the journal */
-    bool tomb;                     /* a tombstone: the message `id` left the journal */
-    char record[70];               /* its journal record header (JOURNAL_HEADER_LEN) */
-    size_t used;                   /* octets waiting in buf */
+    bool journaled;  /* on its way through the journal */
+    bool tomb;       /* a tombstone: the message `id` left the journal */
+    char record[70]; /* its journal record header (JOURNAL_HEADER_LEN) */
+    size_t used;     /* octets waiting in buf */
     unsigned char buf[SPOOL_BUF_SIZE];
 };
 
@@ -174,8 +184,8 @@ int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, 
 int spool_journal_ids(struct spool *s, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
 /* Writes payload as DIR/spool/tmp/ID, fdatasync'd, and renames it into dirfd (queue/ or hold/,
  * never replacing a file there: EEXIST); the caller fsyncs dirfd. 0, or -1 with errno. */
-int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload,
-                          size_t len, int dirfd);
+int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload, size_t len,
+                          int dirfd);
 
 /* Shared by spool_journal.c and spool_journal_read.c. */
 int64_t spool_now_ms(void); /* wall-clock milliseconds */

@@ -41,31 +41,77 @@ void spool_segment_link(struct spool *s, struct spool_segment *g)
     *pp = g;
 }
 
-static struct spool_segment *segment_open(struct spool *s, int *err)
+/* A name for a segment started now: the time in microseconds, so names sort in the order the
+ * segments were started (the order the start reads them in: a tombstone follows its record). */
+static void segment_name(char name[JOURNAL_SEGMENT_NAME_LEN + 1], int tries)
 {
-    struct spool_segment *seg = calloc(1, sizeof *seg);
     struct timespec ts;
-    if (seg == NULL) {
-        *err = errno;
-        return NULL;
-    }
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-    for (int tries = 0; tries < 16; tries++, t++) {
-        snprintf(seg->name, sizeof seg->name, "%016" PRIX64, t);
-        seg->fd = openat(s->journal_fd, seg->name,
-                         O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 + (uint64_t)tries;
+    snprintf(name, JOURNAL_SEGMENT_NAME_LEN + 1, "%016" PRIX64, t);
+}
+
+/* Gives the spare its segment name (a rename: its blocks are allocated already). Whatever the
+ * file held is keyed by another name, so it reads as nothing in the new segment. 0 or an errno;
+ * on failure the spare is discarded. */
+static int spare_take(struct spool *s, struct spool_segment *seg)
+{
+    char name[JOURNAL_SEGMENT_NAME_LEN + 1];
+    int e = EEXIST;
+    for (int tries = 0; tries < 16 && e == EEXIST; tries++) {
+        segment_name(name, tries);
+        e = renameat2(s->journal_fd, SPOOL_SPARE_NAME, s->journal_fd, name, RENAME_NOREPLACE) == 0
+                ? 0
+                : errno;
+    }
+    if (e != 0) {
+        log_error("event=journal-failed op=rename path=\"%s/journal/%s\" error=\"%s\"", s->dir,
+                  SPOOL_SPARE_NAME, strerror(e));
+        close(seg->fd);
+        (void)unlinkat(s->journal_fd, SPOOL_SPARE_NAME, 0);
+        return e;
+    }
+    memcpy(seg->name, name, sizeof name);
+    return 0;
+}
+
+/* A new segment file (no spare was ready): appends to it grow it. 0 or an errno. */
+static int segment_create(struct spool *s, struct spool_segment *seg)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        segment_name(seg->name, tries);
+        seg->fd = openat(s->journal_fd, seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (seg->fd != -1 || errno != EEXIST)
             break;
     }
     if (seg->fd == -1) {
-        *err = errno;
+        int e = errno;
         log_error("event=journal-failed op=create path=\"%s/journal/%s\" error=\"%s\"", s->dir,
-                  seg->name, strerror(errno));
-        free(seg);
-        return NULL;
+                  seg->name, strerror(e));
+        return e;
     }
-    /* The segment's name must be durable before anything in it is acknowledged. */
+    return 0;
+}
+
+/* Starts the next segment: the spare when the keeper has one ready (spare, else NULL), or a
+ * new file. Its name is durable before anything in it is acknowledged. */
+static struct spool_segment *segment_start(struct spool *s, struct spool_segment *spare, int *err)
+{
+    struct spool_segment *seg = spare;
+    if (seg != NULL && (*err = spare_take(s, seg)) != 0) {
+        free(seg);
+        seg = NULL;
+    }
+    if (seg == NULL) {
+        if ((seg = calloc(1, sizeof *seg)) == NULL) {
+            *err = errno;
+            return NULL;
+        }
+        if ((*err = segment_create(s, seg)) != 0) {
+            free(seg);
+            return NULL;
+        }
+    }
     if (fsync(s->journal_fd) == -1) {
         *err = errno;
         log_error("event=journal-failed op=fsync path=\"%s/journal\" error=\"%s\"", s->dir,
@@ -75,20 +121,26 @@ static struct spool_segment *segment_open(struct spool *s, int *err)
         free(seg);
         return NULL;
     }
+    seg->size = 0;
+    seg->live = 0;
+    seg->reusable = true;
     seg->last_ms = spool_now_ms();
+    *err = 0;
     return seg;
 }
 
-/* Writes iov[0..n) completely (writev may stop early, and takes at most IOV_MAX at a time). */
-static int writev_all(int fd, struct iovec *iov, int n)
+/* Writes iov[0..n) completely at offset off (pwritev may stop early, and takes at most IOV_MAX
+ * at a time). */
+static int pwritev_all(int fd, struct iovec *iov, int n, uint64_t off)
 {
     while (n > 0) {
-        ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+        ssize_t w = pwritev(fd, iov, n > IOV_MAX ? IOV_MAX : n, (off_t)off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
+        off += (uint64_t)w;
         while (n > 0 && (size_t)w >= iov->iov_len) {
             w -= (ssize_t)iov->iov_len;
             iov++;
@@ -102,28 +154,38 @@ static int writev_all(int fd, struct iovec *iov, int n)
     return 0;
 }
 
-/* Appends the batch's records (a tombstone is a header with length 0) to seg and flushes them.
+/* The octets a batch's records take (a tombstone is a header with length 0). */
+static uint64_t batch_octets(const struct spool_file *batch, size_t *count)
+{
+    uint64_t octets = 0;
+    *count = 0;
+    for (const struct spool_file *f = batch; f != NULL; f = f->next) {
+        octets += JOURNAL_HEADER_LEN + f->head_len + (f->tomb ? 0 : f->used);
+        (*count)++;
+    }
+    return octets;
+}
+
+/* Writes the batch's records into seg after what it holds and flushes them. Within the spare's
+ * zeros this overwrites allocated blocks, and fdatasync has no size or extent to record.
  * Returns 0 or an errno. */
-static int append_batch(struct spool_segment *seg, struct spool_file *batch, size_t count,
-                        uint64_t *octets)
+static int append_batch(struct spool_segment *seg, struct spool_file *batch, size_t count)
 {
     struct iovec *iov = calloc(3 * count, sizeof *iov);
     struct spool_file *f;
     int n = 0, e = 0;
     if (iov == NULL)
         return ENOMEM;
-    *octets = 0;
     for (f = batch; f != NULL; f = f->next) {
-        journal_header(f->record, f->id, f->head, f->head_len, f->tomb ? NULL : f->buf,
+        journal_header(f->record, f->id, seg->name, f->head, f->head_len, f->tomb ? NULL : f->buf,
                        f->tomb ? 0 : f->used);
         iov[n++] = (struct iovec){f->record, JOURNAL_HEADER_LEN};
         if (f->head_len > 0)
             iov[n++] = (struct iovec){f->head, f->head_len};
         if (!f->tomb && f->used > 0)
             iov[n++] = (struct iovec){f->buf, f->used};
-        *octets += JOURNAL_HEADER_LEN + f->head_len + (f->tomb ? 0 : f->used);
     }
-    if (writev_all(seg->fd, iov, n) == -1 || fdatasync(seg->fd) == -1)
+    if (pwritev_all(seg->fd, iov, n, seg->size) == -1 || fdatasync(seg->fd) == -1)
         e = errno;
     free(iov);
     return e;
@@ -162,25 +224,27 @@ static bool index_batch(struct spool *s, struct spool_segment *seg, uint64_t bas
 
 void spool_journal_commit(struct spool *s, struct spool_file *batch)
 {
-    struct spool_segment *seg;
+    struct spool_segment *seg, *spare = NULL;
     struct spool_file *f, *next;
-    size_t count = 0;
-    uint64_t octets = 0, base = 0;
+    size_t count;
+    uint64_t octets = batch_octets(batch, &count), base = 0;
     int e = 0;
 
-    for (f = batch; f != NULL; f = f->next)
-        count++;
     pthread_mutex_lock(&s->lock);
-    while (s->resetting || s->appending)
+    while (s->appending)
         pthread_cond_wait(&s->journal_cond, &s->lock);
     seg = s->active;
-    if (seg != NULL && seg->size >= SPOOL_SEGMENT_MAX)
+    if (seg != NULL && seg->size > 0 && seg->size + octets > SPOOL_SEGMENT_MAX)
         s->active = seg = NULL; /* full: the next one takes over */
+    if (seg == NULL) {
+        spare = s->spare;
+        s->spare = NULL;
+    }
     s->appending = true;
     s->writing = seg; /* the keeper leaves it alone, even if it holds nothing live yet */
     pthread_mutex_unlock(&s->lock);
 
-    if (seg == NULL && (seg = segment_open(s, &e)) != NULL) {
+    if (seg == NULL && (seg = segment_start(s, spare, &e)) != NULL) {
         pthread_mutex_lock(&s->lock);
         spool_segment_link(s, seg);
         s->writing = seg;
@@ -188,7 +252,7 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
     }
     if (seg != NULL) {
         base = seg->size;
-        e = append_batch(seg, batch, count, &octets);
+        e = append_batch(seg, batch, count);
         if (e != 0)
             log_error("event=journal-failed op=append path=\"%s/journal/%s\" error=\"%s\"", s->dir,
                       seg->name, strerror(e));
@@ -278,8 +342,8 @@ int spool_journal_forget(struct spool *s, const char (*ids)[QUEUE_ID_LEN + 1], s
     return 0;
 }
 
-int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload,
-                          size_t len, int dirfd)
+int spool_journal_extract(struct spool *s, const char *id, const unsigned char *payload, size_t len,
+                          int dirfd)
 {
     int fd = openat(s->tmp_fd, id, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd == -1)
@@ -291,9 +355,8 @@ int spool_journal_extract(struct spool *s, const char *id, const unsigned char *
         errno = e;
         return -1;
     }
-    if (close(fd) == -1 ||
-        (renameat2(s->tmp_fd, id, dirfd, id, RENAME_NOREPLACE) == -1 &&
-         (errno != EINVAL || renameat(s->tmp_fd, id, dirfd, id) == -1))) {
+    if (close(fd) == -1 || (renameat2(s->tmp_fd, id, dirfd, id, RENAME_NOREPLACE) == -1 &&
+                            (errno != EINVAL || renameat(s->tmp_fd, id, dirfd, id) == -1))) {
         int e = errno;
         (void)unlinkat(s->tmp_fd, id, 0);
         errno = e;
@@ -324,7 +387,7 @@ static int forget_moved(struct spool *s, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++)
         if (exists_in(s->queue_fd, ids[i]) || exists_in(s->hold_fd, ids[i]))
             memcpy(ids[moved++], ids[i], sizeof ids[i]);
-    int rc = moved > 0 ? spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])ids, moved) : 0;
+    int rc = moved > 0 ? spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1]) ids, moved) : 0;
     if (rc == -1)
         snprintf(err, errlen, "write %s/journal: %s", s->dir, strerror(errno));
     free(ids);
@@ -350,6 +413,12 @@ int spool_journal_open(struct spool *s, int spool_fd, char *err, size_t errlen)
     s->journal_fd = openat(spool_fd, "journal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->journal_fd == -1 || (created && fsync(spool_fd) == -1)) {
         snprintf(err, errlen, "%s %s/journal: %s", s->journal_fd == -1 ? "open" : "fsync", s->dir,
+                 strerror(errno));
+        return -1;
+    }
+    /* a spare the last run made ready: its content is unknown, the keeper makes a new one */
+    if (unlinkat(s->journal_fd, SPOOL_SPARE_NAME, 0) == -1 && errno != ENOENT) {
+        snprintf(err, errlen, "remove %s/journal/%s: %s", s->dir, SPOOL_SPARE_NAME,
                  strerror(errno));
         return -1;
     }

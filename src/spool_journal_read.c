@@ -69,7 +69,8 @@ char **spool_journal_names(struct spool *s, size_t *n)
     }
     errno = 0;
     while ((de = readdir(d)) != NULL) {
-        if (strlen(de->d_name) != 16 || !journal_is_hex((const unsigned char *)de->d_name, 16, true))
+        if (strlen(de->d_name) != 16 ||
+            !journal_is_hex((const unsigned char *)de->d_name, 16, true))
             continue; /* ".", "..", nothing of ours */
         if (*n == cap) {
             char **more = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof *names);
@@ -136,7 +137,7 @@ static int each_record(struct spool *s, record_fn fn, void *arg)
         int64_t mtime_ms = 0;
         if (fstatat(s->journal_fd, names[i], &st, 0) == 0)
             mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-        while (rc == 0 && journal_next(buf, len, &off, &r) == 1)
+        while (rc == 0 && journal_next(buf, len, &off, &r, names[i]) == 1)
             rc = fn(&r, mtime_ms, arg);
         free(buf);
     }
@@ -161,7 +162,7 @@ static int live_record(const struct journal_record *r, int64_t mtime_ms, void *a
 {
     struct live_scan *ls = arg;
     if (r->len == 0 || (ls->tombs.n > 0 && bsearch(r->id, ls->tombs.v, ls->tombs.n,
-                                                    sizeof *ls->tombs.v, spool_cmp_id) != NULL))
+                                                   sizeof *ls->tombs.v, spool_cmp_id) != NULL))
         return 0;
     return ls->fn(r, mtime_ms, ls->arg);
 }
@@ -299,7 +300,7 @@ int spool_journal_index_segment(struct spool *s, const char *name, char *err, si
         return -1;
     }
     snprintf(g->name, sizeof g->name, "%s", name);
-    g->fd = openat(s->journal_fd, name, (s->reader ? O_RDONLY : O_RDWR | O_APPEND) | O_CLOEXEC);
+    g->fd = openat(s->journal_fd, name, (s->reader ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (g->fd == -1 || fstat(g->fd, &st) == -1) {
         snprintf(err, errlen, "open %s/journal/%s: %s", s->dir, name, strerror(errno));
         goto fail;
@@ -307,7 +308,7 @@ int spool_journal_index_segment(struct spool *s, const char *name, char *err, si
     g->size = len;
     g->last_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     spool_segment_link(s, g);
-    while (journal_next(buf, len, &off, &r) == 1) {
+    while (journal_next(buf, len, &off, &r, g->name) == 1) {
         if (r.len == 0) {
             spool_index_drop(s, r.id);
         } else if (jindex_put(&s->index, r.id, g, (uint64_t)(r.payload - buf), r.len) != NULL) {

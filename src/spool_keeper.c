@@ -1,16 +1,20 @@
 /* spool_keeper.c: the journal's keeper thread (docs/spool.md, "Journal"). Messages live in the
  * journal segments until they are delivered, held or deleted; the keeper reclaims the space:
  * segments whose messages have all gone are removed, oldest first (a tombstone in a younger
- * segment may speak for a record in an older one, so an older segment always goes first), and
- * the active segment, once nothing in the journal lives, is emptied and reused instead of a new
- * file being made. A message still queued when its segment is journal_age_ms old, or when
- * the journal holds more than SPOOL_SEGMENTS_MAX segments, is moved to queue/ID (a file of its
- * own, as a large message has), so one deferred message never pins a segment of delivered ones. */
+ * segment may speak for a record in an older one, so an older segment always goes first). It
+ * keeps a spare ready for the next segment: the oldest emptied segment, or a new file, filled
+ * with zeros to SPOOL_SEGMENT_MAX, so that the commit thread's appends overwrite allocated
+ * blocks and its fdatasync writes no file-system metadata. A message still queued when its
+ * segment is journal_age_ms old, or when the journal holds more than SPOOL_SEGMENTS_MAX
+ * segments, is moved to queue/ID (a file of its own, as a large message has), so one deferred
+ * message never pins a segment of delivered ones. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,12 +33,88 @@ static size_t segment_count(const struct spool *s)
     return n;
 }
 
-/* Unlinks the oldest segments that hold nothing live (never the active one, nor one the commit
- * thread is appending to: a new segment holds nothing live until its first batch is durable),
- * and empties the active one when it is the only segment and holds nothing live. */
+/* Fills fd with zeros from its end up to SPOOL_SEGMENT_MAX and flushes it. 0 or -1. */
+static int fill_zeros(int fd)
+{
+    static const unsigned char zeros[64 * 1024];
+    struct stat st;
+    if (fstat(fd, &st) == -1)
+        return -1;
+    for (uint64_t at = (uint64_t)st.st_size; at < SPOOL_SEGMENT_MAX;) {
+        size_t n =
+            SPOOL_SEGMENT_MAX - at < sizeof zeros ? (size_t)(SPOOL_SEGMENT_MAX - at) : sizeof zeros;
+        ssize_t w = pwrite(fd, zeros, n, (off_t)at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        at += (uint64_t)w;
+    }
+    return fdatasync(fd);
+}
+
+/* Whether the file system has room to spare for a spare: SPOOL_SPARE_ROOM octets free besides
+ * the segment. On a nearly full one the journal takes no space ahead of need. */
+static bool room_for_spare(const struct spool *s)
+{
+    struct statvfs st;
+    return fstatvfs(s->journal_fd, &st) == 0 &&
+           (uint64_t)st.f_bavail * st.f_frsize >= SPOOL_SPARE_ROOM + SPOOL_SEGMENT_MAX;
+}
+
+/* Makes the spare from `from` (an emptied segment, already out of the list: renamed, its
+ * records are keyed by its old name and read as nothing) or, when NULL, from a new file; fills
+ * it with zeros when there is room; and makes it durable. Without a spare (a nearly full disk)
+ * the commit thread makes new files itself. */
+static void make_spare(struct spool *s, struct spool_segment *from)
+{
+    struct spool_segment *g = from;
+    const char *op = "rename";
+    bool roomy = room_for_spare(s);
+    if (g == NULL && !roomy)
+        return;
+    if (g == NULL) {
+        op = "create";
+        if ((g = calloc(1, sizeof *g)) == NULL)
+            goto fail;
+        g->fd =
+            openat(s->journal_fd, SPOOL_SPARE_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (g->fd == -1)
+            goto fail;
+    } else if (renameat(s->journal_fd, g->name, s->journal_fd, SPOOL_SPARE_NAME) == -1) {
+        goto fail;
+    }
+    snprintf(g->name, sizeof g->name, "%s", SPOOL_SPARE_NAME);
+    op = "fill";
+    if (roomy && fill_zeros(g->fd) == -1)
+        goto fail;
+    op = "fsync";
+    if (fsync(s->journal_fd) == -1)
+        goto fail;
+    g->size = g->live = 0;
+    g->pinned = false;
+    g->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    s->spare = g;
+    pthread_mutex_unlock(&s->lock);
+    return;
+fail:
+    log_error("event=journal-failed op=spare-%s path=\"%s/journal/%s\" error=\"%s\"", op, s->dir,
+              g != NULL ? g->name : SPOOL_SPARE_NAME, strerror(errno));
+    if (g != NULL) {
+        if (g->fd != -1)
+            close(g->fd);
+        (void)unlinkat(s->journal_fd, g->name, 0);
+        free(g);
+    }
+}
+
+/* Takes away the oldest segments that hold nothing live (never the active one, nor one the
+ * commit thread is appending to: a new segment holds nothing live until its first batch is
+ * durable): the first of them becomes the spare when none is ready, the others are removed. */
 static void tidy(struct spool *s)
 {
-    struct spool_segment *gone = NULL, **tail = &gone, *reset = NULL, *g;
+    struct spool_segment *gone = NULL, **tail = &gone, *g, *reuse = NULL;
     pthread_mutex_lock(&s->lock);
     while ((g = s->segs) != NULL && g->live == 0 && !g->pinned && g != s->active &&
            g != s->writing) {
@@ -43,29 +123,15 @@ static void tidy(struct spool *s)
         *tail = g;
         tail = &g->next;
     }
-    g = s->segs;
-    if (g != NULL && g == s->active && g->next == NULL && g->live == 0 && !g->pinned &&
-        g->size > 0 && !s->appending) {
-        reset = g;
-        s->resetting = true;
-    }
+    bool want_spare = s->spare == NULL && s->journal;
     pthread_mutex_unlock(&s->lock);
 
-    if (reset != NULL) {
-        /* Emptied, not removed: the next batch appends to it without creating a file. */
-        bool failed = ftruncate(reset->fd, 0) == -1 || fdatasync(reset->fd) == -1;
-        if (failed)
-            log_error("event=journal-failed op=truncate path=\"%s/journal/%s\" error=\"%s\"",
-                      s->dir, reset->name, strerror(errno));
-        pthread_mutex_lock(&s->lock);
-        if (failed)
-            s->active = NULL; /* no more appends; removed once nothing lives in it (now) */
-        else
-            reset->size = 0;
-        s->resetting = false;
-        pthread_cond_broadcast(&s->journal_cond);
-        pthread_mutex_unlock(&s->lock);
+    if (want_spare && gone != NULL && gone->reusable) {
+        reuse = gone;
+        gone = gone->next;
     }
+    if (want_spare)
+        make_spare(s, reuse); /* first: older segments go first, even this way */
     if (gone == NULL)
         return;
     for (g = gone; g != NULL; g = g->next) {
@@ -148,7 +214,7 @@ static int move_out(struct spool *s, struct spool_segment *g)
         moved = 0; /* not durable yet: the records stay authoritative */
     }
     if (moved > 0 &&
-        spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1])c.ids.v, moved) == -1) {
+        spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1]) c.ids.v, moved) == -1) {
         log_error("event=journal-failed op=forget path=\"%s/journal\" error=\"%s\"", s->dir,
                   strerror(errno));
         rc = -1;
@@ -179,6 +245,8 @@ static void *keeper(void *arg)
         (void)pthread_cond_timedwait(&s->journal_cond, &s->lock, &until);
         if (s->keeper_stopping)
             break;
+        if (s->keeper_paused)
+            continue;
         int64_t now = spool_now_ms();
         struct spool_segment *g = now >= retry_at ? move_candidate(s, now) : NULL;
         pthread_mutex_unlock(&s->lock);
@@ -186,9 +254,9 @@ static void *keeper(void *arg)
             if (move_out(s, g) == 0) {
                 pause_ms = 0;
             } else {
-                pause_ms = pause_ms == 0                       ? MOVE_RETRY_MIN_MS
+                pause_ms = pause_ms == 0                      ? MOVE_RETRY_MIN_MS
                            : pause_ms * 2 > MOVE_RETRY_MAX_MS ? MOVE_RETRY_MAX_MS
-                                                               : pause_ms * 2;
+                                                              : pause_ms * 2;
                 retry_at = spool_now_ms() + pause_ms;
             }
         }
@@ -239,6 +307,13 @@ void spool_journal_close(struct spool *s)
         free(g);
     }
     s->active = NULL;
+    if ((g = s->spare) != NULL) {
+        close(g->fd);
+        if (unlinkat(s->journal_fd, SPOOL_SPARE_NAME, 0) == 0)
+            removed = true;
+        free(g);
+        s->spare = NULL;
+    }
     if (removed && fsync(s->journal_fd) == -1)
         log_error("event=journal-failed op=fsync path=\"%s/journal\" error=\"%s\"", s->dir,
                   strerror(errno));

@@ -630,10 +630,12 @@ class Daemon:
     def journal_records(self):
         """{queue id: queue file bytes} of the messages living in DIR/spool/journal (docs/spool.md,
         "Journal"): acknowledged and not yet delivered, held, deleted or moved to queue/.
-        Decoded here independently of the C code: a 70-octet header "J1 ID LEN16 CHECK32\n",
-        CHECK being BLAKE2b-128 over the id, the length (8 octets little-endian) and the
-        payload; a record of length 0 is a tombstone (the message with that id left the
-        journal); segments are read oldest first, each up to its first damaged record."""
+        Decoded here independently of the C code: a 70-octet header "J2 ID LEN16 CHECK32\n",
+        CHECK being BLAKE2b-128 keyed by the segment's file name over the id, the length (8
+        octets little-endian) and the payload ("J1": unkeyed); a record of length 0 is a
+        tombstone (the message with that id left the journal); segments (files named by 16
+        uppercase hex digits; "spare" is not one) are read oldest first, each up to its first
+        damaged record or a record of the file's earlier use under another name."""
         records = {}
         jdir = os.path.join(self.dir, "spool", "journal")
         try:
@@ -641,6 +643,8 @@ class Daemon:
         except FileNotFoundError:
             return records
         for name in names:
+            if not re.fullmatch(r"[0-9A-F]{16}", name):
+                continue
             try:
                 with open(os.path.join(jdir, name), "rb") as f:
                     data = f.read()
@@ -649,15 +653,17 @@ class Daemon:
             off = 0
             while off + 70 <= len(data):
                 h = data[off:off + 70]
-                m = re.fullmatch(rb"J1 ([0-9A-F]{16}) ([0-9a-f]{16}) ([0-9a-f]{32})\n", h)
+                m = re.fullmatch(rb"J([12]) ([0-9A-F]{16}) ([0-9a-f]{16}) ([0-9a-f]{32})\n", h)
                 if not m:
                     break
-                qid, n = m.group(1), int(m.group(2), 16)
+                qid, n = m.group(2), int(m.group(3), 16)
                 payload = data[off + 70:off + 70 + n]
                 if len(payload) != n:
                     break
-                check = hashlib.blake2b(qid + n.to_bytes(8, "little") + payload, digest_size=16)
-                if check.hexdigest().encode() != m.group(3):
+                key = name.encode() if m.group(1) == b"2" else b""
+                check = hashlib.blake2b(qid + n.to_bytes(8, "little") + payload, digest_size=16,
+                                        key=key)
+                if check.hexdigest().encode() != m.group(4):
                     break
                 if n == 0:
                     records.pop(qid.decode(), None)

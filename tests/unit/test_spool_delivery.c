@@ -372,7 +372,7 @@ static void write_segment(struct fixture *fx, const char *id, const char *body)
                        "\"session\":\"0123456789ABCDEF\",\"body\":\"7BIT\",\"smtputf8\":false}\n%s",
                        id, body);
     assert_true(len > 0 && (size_t)len < sizeof payload);
-    journal_header(header, id, payload, (size_t)len, NULL, 0);
+    journal_header(header, id, "0000000000000010", payload, (size_t)len, NULL, 0);
     memcpy(seg, header, JOURNAL_HEADER_LEN);
     memcpy(seg + JOURNAL_HEADER_LEN, payload, (size_t)len);
     write_file(fx, "journal", "0000000000000010", seg, JOURNAL_HEADER_LEN + (size_t)len);

@@ -25,8 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "spool.h"
 #include "spool_fixture.h"
+#include "spool_internal.h" /* SPOOL_SEGMENT_MAX, SPOOL_SPARE_NAME */
 #include "spool_journal.h"
 
 #define WAIT_SECONDS 60
@@ -146,7 +149,13 @@ static void assert_queued(struct fixture *fx, const char *id, size_t size, int i
     assert_memory_equal(got, want, size);
 }
 
-/* Octets in DIR/spool/journal, all segments together. */
+/* Whether name is a segment's (16 uppercase hex digits), not the spare's. */
+static bool segment_name(const char *name)
+{
+    return strlen(name) == 16 && journal_is_hex((const unsigned char *)name, 16, true);
+}
+
+/* Octets in DIR/spool/journal's segments, all together (the spare is not one). */
 static off_t journal_octets(const struct fixture *fx)
 {
     char path[160];
@@ -158,7 +167,7 @@ static off_t journal_octets(const struct fixture *fx)
     assert_non_null(d);
     while ((de = readdir(d)) != NULL) {
         char p2[300];
-        if (de->d_name[0] == '.')
+        if (!segment_name(de->d_name))
             continue;
         snprintf(p2, sizeof p2, "%s/%s", path, de->d_name);
         if (stat(p2, &st) == 0)
@@ -173,16 +182,47 @@ static int count_ids(struct spool *sp)
     return spool_ids(sp, false, NULL, NULL);
 }
 
+/* Segment files in DIR/spool/journal. */
+static int count_segments(const struct fixture *fx)
+{
+    char path[160];
+    struct dirent *de;
+    int n = 0;
+    snprintf(path, sizeof path, "%s/spool/journal", fx->dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        n += segment_name(de->d_name);
+    closedir(d);
+    return n;
+}
+
+/* stat of DIR/spool/journal/name: 0, or -1 when there is none. */
+static int journal_stat(const struct fixture *fx, const char *name, struct stat *st)
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/spool/journal/%s", fx->dir, name);
+    return stat(path, st);
+}
+
 /* ---- codec ---- */
 
-static size_t make_record(unsigned char *out, const char *id, const char *payload)
+static size_t make_record_in(unsigned char *out, const char *segment, const char *id,
+                             const char *payload)
 {
     size_t len = strlen(payload);
     char header[JOURNAL_HEADER_LEN];
-    journal_header(header, id, payload, len / 2, payload + len / 2, len - len / 2);
+    journal_header(header, id, segment, payload, len / 2, payload + len / 2, len - len / 2);
     memcpy(out, header, JOURNAL_HEADER_LEN);
     memcpy(out + JOURNAL_HEADER_LEN, payload, len);
     return JOURNAL_HEADER_LEN + len;
+}
+
+#define SEG "0000000000000010" /* the segment the codec tests' records are in */
+
+static size_t make_record(unsigned char *out, const char *id, const char *payload)
+{
+    return make_record_in(out, SEG, id, payload);
 }
 
 static void test_codec_round_trip(void **state)
@@ -193,14 +233,14 @@ static void test_codec_round_trip(void **state)
     n += make_record(buf + n, "00000000000000FF", "");
     struct journal_record r;
     size_t off = 0;
-    assert_int_equal(journal_next(buf, n, &off, &r), 1);
+    assert_int_equal(journal_next(buf, n, &off, &r, SEG), 1);
     assert_string_equal(r.id, "0123456789ABCDEF");
     assert_int_equal(r.len, 26);
     assert_memory_equal(r.payload, "SUBMITD-QUEUE 1\n{}\nhello\r\n", 26);
-    assert_int_equal(journal_next(buf, n, &off, &r), 1);
+    assert_int_equal(journal_next(buf, n, &off, &r, SEG), 1);
     assert_string_equal(r.id, "00000000000000FF");
     assert_int_equal(r.len, 0);
-    assert_int_equal(journal_next(buf, n, &off, &r), 0);
+    assert_int_equal(journal_next(buf, n, &off, &r, SEG), 0);
     assert_int_equal(off, n);
 }
 
@@ -212,7 +252,7 @@ static void test_codec_every_truncation(void **state)
     for (size_t cut = 1; cut < n; cut++) {
         struct journal_record r;
         size_t off = 0;
-        assert_int_equal(journal_next(buf, cut, &off, &r), -1);
+        assert_int_equal(journal_next(buf, cut, &off, &r, SEG), -1);
         assert_int_equal(off, 0);
     }
 }
@@ -227,14 +267,54 @@ static void test_codec_every_flip(void **state)
             struct journal_record r;
             size_t off = 0;
             buf[i] ^= (unsigned char)(1 << bit);
-            assert_int_equal(journal_next(buf, n, &off, &r), -1);
+            assert_int_equal(journal_next(buf, n, &off, &r, SEG), -1);
             buf[i] ^= (unsigned char)(1 << bit);
         }
     /* zeros where a record should be (a file extended by a crash) are damage, not an end */
     memset(buf, 0, 100);
     size_t off = 0;
     struct journal_record r;
-    assert_int_equal(journal_next(buf, 100, &off, &r), -1);
+    assert_int_equal(journal_next(buf, 100, &off, &r, SEG), -1);
+}
+
+/* A record is keyed by its segment's name: in a file reused under another name it reads as
+ * nothing; the zeros of a segment made ready ahead end the records before them. A J1 record
+ * (unkeyed, written before segments were reused) is read in any segment. */
+static void test_codec_keyed_by_segment(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    struct journal_record r;
+    size_t off = 0;
+    size_t n = make_record(buf, "0123456789ABCDEF", "in its segment");
+    assert_int_equal(journal_next(buf, n, &off, &r, "0000000000000011"), -1);
+    assert_int_equal(off, 0);
+    memset(buf + n, 0, 200);
+    assert_int_equal(journal_next(buf, n + 200, &off, &r, SEG), 1);
+    assert_int_equal(off, n);
+    assert_int_equal(journal_next(buf, n + 200, &off, &r, SEG), -1);
+    assert_int_equal(off, n);
+
+    /* J1, made here from the format's definition: BLAKE2b-128 of id, length (LE64), payload */
+    const char *payload = "old format";
+    unsigned char in[16 + 8 + 10], check[16];
+    char hex[33], header[JOURNAL_HEADER_LEN + 1];
+    memcpy(in, "0000000000000ABC", 16);
+    for (int i = 0; i < 8; i++)
+        in[16 + i] = (unsigned char)(i == 0 ? 10 : 0);
+    memcpy(in + 24, payload, 10);
+    crypto_generichash(check, sizeof check, in, sizeof in, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, check, sizeof check);
+    snprintf(header, sizeof header, "J1 0000000000000ABC %016x %s\n", 10u, hex);
+    memcpy(buf, header, JOURNAL_HEADER_LEN);
+    memcpy(buf + JOURNAL_HEADER_LEN, payload, 10);
+    off = 0;
+    assert_int_equal(journal_next(buf, JOURNAL_HEADER_LEN + 10, &off, &r, "0000000000000099"), 1);
+    assert_string_equal(r.id, "0000000000000ABC");
+    assert_memory_equal(r.payload, payload, 10);
+    buf[1] = '3'; /* no other version */
+    off = 0;
+    assert_int_equal(journal_next(buf, JOURNAL_HEADER_LEN + 10, &off, &r, SEG), -1);
 }
 
 /* ---- the spool with its journal ---- */
@@ -267,8 +347,8 @@ static void test_commits_found_by_id(void **state)
         assert_queued(fx, ids[i], sizes[i], i);
 }
 
-/* Removing every message (as delivery does) leaves the journal empty: the active segment is
- * emptied for reuse, and nothing comes back after a restart. */
+/* Removing every message (as delivery does) leaves nothing living in the journal: the active
+ * segment stays for the next batches, and nothing comes back after a restart. */
 static void test_removed_messages_leave_journal(void **state)
 {
     struct fixture *fx = *state;
@@ -287,10 +367,7 @@ static void test_removed_messages_leave_journal(void **state)
     assert_int_equal(spool_remove(fx->spool, p, 4), 0);
     assert_int_equal(spool_remove(fx->spool, p + 4, 6), 0);
     assert_int_equal(count_ids(fx->spool), 0);
-    for (int tries = 0; tries < 500 && journal_octets(fx) > 0; tries++)
-        usleep(10000);
-    assert_int_equal(journal_octets(fx), 0);
-    assert_int_equal(count_files(fx, "journal"), 1); /* kept for the next batch */
+    assert_int_equal(count_segments(fx), 1); /* the active one: kept for the next batches */
     spool_close(fx->spool);
     fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
     assert_non_null(fx->spool);
@@ -300,16 +377,11 @@ static void test_removed_messages_leave_journal(void **state)
 
 /* A queue file as the server writes it: the id, then the message. */
 #define ENVELOPE_FMT                                                                               \
-    "SUBMITD-QUEUE 1\n{\"id\":\"%s\",\"received_ms\":1,"                                         \
-    "\"sender\":\"s@example.com\",\"rcpts\":[\"r@example.net\"],"                                \
-    "\"auth_user\":\"s@example.com\",\"tenant\":\"example.com\","                                \
-    "\"client_ip\":\"::1\",\"helo\":\"h\",\"session\":\"S\","                                    \
+    "SUBMITD-QUEUE 1\n{\"id\":\"%s\",\"received_ms\":1,"                                           \
+    "\"sender\":\"s@example.com\",\"rcpts\":[\"r@example.net\"],"                                  \
+    "\"auth_user\":\"s@example.com\",\"tenant\":\"example.com\","                                  \
+    "\"client_ip\":\"::1\",\"helo\":\"h\",\"session\":\"S\","                                      \
     "\"body\":\"7BIT\",\"client_port\":1,\"smtputf8\":false}\n%s"
-
-static size_t make_tomb(unsigned char *out, const char *id)
-{
-    return make_record(out, id, "");
-}
 
 static void test_replay_after_crash(void **state)
 {
@@ -330,8 +402,8 @@ static void test_replay_after_crash(void **state)
     size_t torn_at = n;
     n += make_record(seg + n, "0000000000000003", p3);
     write_file(fx, "journal", "0000000000000010", seg, torn_at + 30); /* 3 torn */
-    n2 += make_record(seg2 + n2, "0000000000000004", p4);
-    n2 += make_tomb(seg2 + n2, "0000000000000005"); /* 5 was delivered */
+    n2 += make_record_in(seg2 + n2, "0000000000000011", "0000000000000004", p4);
+    n2 += make_record_in(seg2 + n2, "0000000000000011", "0000000000000005", ""); /* delivered */
     write_file(fx, "journal", "0000000000000011", seg2, n2);
     /* 1 was moved to queue/ before the crash, its tombstone not yet written */
     write_file(fx, "queue", "0000000000000001", "already there", 13);
@@ -347,7 +419,7 @@ static void test_replay_after_crash(void **state)
     assert_string_equal(line, "second\r\n");
     fclose(fp);
     assert_int_equal(count_files(fx, "queue"), 1); /* nothing written: 1 was there */
-    assert_int_equal(count_ids(fx->spool), 3);      /* 1, 2, 4; 3 was never acknowledged */
+    assert_int_equal(count_ids(fx->spool), 3);     /* 1, 2, 4; 3 was never acknowledged */
     assert_int_equal(count_files(fx, "tmp"), 0);
     /* 1 is delivered from queue/: the tombstone written at open keeps the record away */
     const char *one[1] = {"0000000000000001"};
@@ -383,7 +455,7 @@ static void test_reader_sees_journal(void **state)
     char payload[1024];
     snprintf(id, sizeof id, "%s", "0000000000000ABC");
     snprintf(payload, sizeof payload, ENVELOPE_FMT, id, "Subject: journal only\r\n\r\nhi\r\n");
-    size_t n = make_record(rec, id, payload);
+    size_t n = make_record_in(rec, "00000000000000AA", id, payload);
     write_file(fx, "journal", "00000000000000AA", rec, n);
 
     struct spool *reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
@@ -482,7 +554,8 @@ static void test_ready_once_durable(void **state)
 }
 
 /* A message still queued when its segment is old is moved to queue/ by the keeper; the
- * segment goes, and the message is intact and listed once, also after a restart. */
+ * segment goes (a younger one has the tombstones), and the message is intact and listed once, also
+ * after a restart. */
 static void test_old_messages_moved_to_queue(void **state)
 {
     struct fixture *fx = *state;
@@ -497,9 +570,10 @@ static void test_old_messages_moved_to_queue(void **state)
     for (int tries = 0; tries < 1000 && count_files(fx, "queue") < 12; tries++)
         usleep(10000);
     assert_int_equal(count_files(fx, "queue"), 12);
-    for (int tries = 0; tries < 1000 && journal_octets(fx) > 0; tries++)
+    /* what held them goes; the segment with their tombstones stays for the next batches */
+    for (int tries = 0; tries < 1000 && count_segments(fx) > 1; tries++)
         usleep(10000);
-    assert_int_equal(journal_octets(fx), 0);
+    assert_int_equal(count_segments(fx), 1);
     assert_int_equal(count_ids(fx->spool), 12);
     for (int i = 0; i < 12; i++)
         assert_queued(fx, ids[i], 500 + (size_t)i, i);
@@ -691,12 +765,123 @@ static void test_new_segment_survives_busy_keeper(void **state)
     }
 }
 
+/* The name of the newest segment (there must be one). */
+static void newest_segment(const struct fixture *fx, char name[QUEUE_ID_LEN + 1])
+{
+    char path[160];
+    struct dirent *de;
+    name[0] = '\0';
+    snprintf(path, sizeof path, "%s/spool/journal", fx->dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (segment_name(de->d_name) && strcmp(de->d_name, name) > 0)
+            snprintf(name, QUEUE_ID_LEN + 1, "%s", de->d_name);
+    closedir(d);
+    assert_true(name[0] != '\0');
+}
+
+/* Waits (bounded) until the keeper has a spare ready; returns its inode. */
+static ino_t wait_for_spare(const struct fixture *fx)
+{
+    struct stat st;
+    for (int tries = 0; tries < 1000; tries++) {
+        if (spool_spare_ready(fx->spool)) {
+            assert_int_equal(journal_stat(fx, SPOOL_SPARE_NAME, &st), 0);
+            assert_int_equal(st.st_size, SPOOL_SEGMENT_MAX);
+            return st.st_ino;
+        }
+        usleep(10000);
+    }
+    fail_msg("no spare of %d octets in the journal", SPOOL_SEGMENT_MAX);
+    return 0;
+}
+
+#define REUSE_SMALL 300   /* every small message's record has the same length */
+#define REUSE_LARGE 50000 /* about 84 of these fill a segment */
+#define REUSE_MAX 400     /* messages in all */
+
+/* Commits message i of `size` octets and waits for it; the newest segment then. */
+static void submit_one(struct fixture *fx, struct waiter *w, size_t size, int i,
+                       char id[QUEUE_ID_LEN + 1], char newest[QUEUE_ID_LEN + 1])
+{
+    submit(fx, w, size, i, id);
+    wait_for(w, i + 1);
+    assert_int_equal(w->failed, 0);
+    newest_segment(fx, newest);
+}
+
+/* Segment files are made ready ahead and reused. The keeper fills a spare with zeros to
+ * SPOOL_SEGMENT_MAX: the first segment is the spare renamed, and records overwrite its zeros
+ * (the file does not grow). A segment whose messages have all gone becomes the next spare (the
+ * same inode) and starts again under a new name; the records of its earlier use then read as
+ * nothing, even one that begins exactly where a new record ends and whose tombstone is in an
+ * older segment (were it read, the message would come back at the next start). */
+static void test_segments_made_ready_and_reused(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    static char ids[REUSE_MAX][QUEUE_ID_LEN + 1];
+    char first[QUEUE_ID_LEN + 1], second[QUEUE_ID_LEN + 1], third[QUEUE_ID_LEN + 1];
+    struct stat st;
+    int i = 0, kept = 0;
+    waiter_init(&w);
+    spool_set_keeper_tick(fx->spool, 10);
+    assert_int_equal(spool_start(fx->spool), 0);
+    ino_t spare = wait_for_spare(fx);
+    spool_set_keeper_paused(fx->spool, true); /* no new spare: the next segment is a new file */
+
+    submit_one(fx, &w, REUSE_SMALL, i, ids[i], first);
+    i++;
+    assert_int_equal(journal_stat(fx, first, &st), 0);
+    assert_int_equal(st.st_ino, spare);              /* the spare, renamed */
+    assert_int_equal(st.st_size, SPOOL_SEGMENT_MAX); /* written over, not grown */
+    do /* until it is full and the next segment has started */
+        submit_one(fx, &w, REUSE_LARGE, i, ids[i], second);
+    while (++i < REUSE_MAX && strcmp(second, first) == 0);
+    assert_true(i < REUSE_MAX);
+    for (int k = 0; k < i; k++) { /* delivered: the tombstones are all in `second` */
+        const char *one[1] = {ids[k]};
+        assert_int_equal(spool_remove(fx->spool, one, 1), 0);
+    }
+    spool_set_keeper_paused(fx->spool, false);
+    for (int tries = 0; tries < 1000 && journal_stat(fx, first, &st) == 0; tries++)
+        usleep(10000);
+    assert_int_equal(journal_stat(fx, first, &st), -1);
+    assert_int_equal(wait_for_spare(fx), spare); /* emptied, it is the spare again */
+
+    /* Fill `second` (a file that grows) with large messages while one more fits, then with
+     * small ones: the small one that does not fit is the first record of the reused file, and
+     * ends where `first`'s second record began. Half of these messages stay queued. */
+    do {
+        assert_int_equal(journal_stat(fx, second, &st), 0);
+        bool large = SPOOL_SEGMENT_MAX - st.st_size > 2 * REUSE_LARGE;
+        submit_one(fx, &w, large ? REUSE_LARGE : REUSE_SMALL, i, ids[i], third);
+        if (i % 2 == 0 && strcmp(third, second) == 0) { /* (no tombstone after that one) */
+            const char *one[1] = {ids[i]};
+            assert_int_equal(spool_remove(fx->spool, one, 1), 0);
+        } else {
+            kept++;
+        }
+    } while (++i < REUSE_MAX && strcmp(third, second) == 0);
+    assert_true(i < REUSE_MAX);
+    assert_int_equal(journal_stat(fx, third, &st), 0);
+    assert_int_equal(st.st_ino, spare);
+    assert_int_equal(count_ids(fx->spool), kept);
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), kept); /* nothing of `first`'s earlier use */
+    assert_int_equal(count_ids(fx->spool), kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_every_truncation),
         cmocka_unit_test(test_codec_every_flip),
+        cmocka_unit_test(test_codec_keyed_by_segment),
         cmocka_unit_test_setup_teardown(test_commits_found_by_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_messages_leave_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
@@ -706,6 +891,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_through_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_churn_through_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_segment_survives_busy_keeper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segments_made_ready_and_reused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
