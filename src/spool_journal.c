@@ -41,14 +41,31 @@ void spool_segment_link(struct spool *s, struct spool_segment *g)
     *pp = g;
 }
 
-/* A name for a segment started now: the time in microseconds, so names sort in the order the
- * segments were started (the order the start reads them in: a tombstone follows its record). */
-static void segment_name(char name[JOURNAL_SEGMENT_NAME_LEN + 1], int tries)
+/* A name for a segment started now: the time in microseconds, and always past every segment
+ * name there is (a clock stepped back must not put a younger segment before an older one: the
+ * start reads them in name order, and a tombstone must come after its record). Only the commit
+ * thread names segments. */
+static void segment_name(struct spool *s, char name[JOURNAL_SEGMENT_NAME_LEN + 1])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 + (uint64_t)tries;
-    snprintf(name, JOURNAL_SEGMENT_NAME_LEN + 1, "%016" PRIX64, t);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    s->segment_clock = t > s->segment_clock ? t : s->segment_clock + 1;
+    snprintf(name, JOURNAL_SEGMENT_NAME_LEN + 1, "%016" PRIX64, s->segment_clock);
+}
+
+/* renameat2(RENAME_NOREPLACE), or where the file system lacks the flag a check and renameat. */
+static int rename_noreplace(int dirfd, const char *from, const char *to)
+{
+    if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    if (faccessat(dirfd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return renameat(dirfd, from, dirfd, to);
 }
 
 /* Gives the spare its segment name (a rename: its blocks are allocated already). Whatever the
@@ -59,10 +76,8 @@ static int spare_take(struct spool *s, struct spool_segment *seg)
     char name[JOURNAL_SEGMENT_NAME_LEN + 1];
     int e = EEXIST;
     for (int tries = 0; tries < 16 && e == EEXIST; tries++) {
-        segment_name(name, tries);
-        e = renameat2(s->journal_fd, SPOOL_SPARE_NAME, s->journal_fd, name, RENAME_NOREPLACE) == 0
-                ? 0
-                : errno;
+        segment_name(s, name);
+        e = rename_noreplace(s->journal_fd, SPOOL_SPARE_NAME, name) == 0 ? 0 : errno;
     }
     if (e != 0) {
         log_error("event=journal-failed op=rename path=\"%s/journal/%s\" error=\"%s\"", s->dir,
@@ -79,7 +94,7 @@ static int spare_take(struct spool *s, struct spool_segment *seg)
 static int segment_create(struct spool *s, struct spool_segment *seg)
 {
     for (int tries = 0; tries < 16; tries++) {
-        segment_name(seg->name, tries);
+        segment_name(s, seg->name);
         seg->fd = openat(s->journal_fd, seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (seg->fd != -1 || errno != EEXIST)
             break;

@@ -221,6 +221,32 @@ static int read_at(int fd, unsigned char *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* A reader's record, read with its header and checked again: the server may have emptied and
+ * reused its segment file since the reader's snapshot (docs/spool.md, "The keeper"). 1 with the
+ * payload, 0 when the record is not there any more, -1 with errno. */
+static int reader_record(const struct journal_entry *e, unsigned char **payload)
+{
+    size_t total = JOURNAL_HEADER_LEN + e->len, off = 0;
+    struct journal_record r;
+    unsigned char *buf = malloc(total);
+    if (buf == NULL)
+        return -1;
+    if (read_at(e->seg->fd, buf, total, e->off - JOURNAL_HEADER_LEN) == -1) {
+        int er = errno;
+        free(buf);
+        errno = er;
+        return er == EIO ? 0 : -1; /* shorter now */
+    }
+    if (journal_next(buf, total, &off, &r, e->seg->name) != 1 || strcmp(r.id, e->id) != 0 ||
+        r.len != e->len) {
+        free(buf);
+        return 0;
+    }
+    memmove(buf, buf + JOURNAL_HEADER_LEN, e->len);
+    *payload = buf;
+    return 1;
+}
+
 int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, size_t *len)
 {
     int rc = 0;
@@ -234,24 +260,23 @@ int spool_journal_get(struct spool *s, const char *id, unsigned char **payload, 
         return -1;
     }
     const struct journal_entry *e = jindex_get(&s->index, id);
-    if (e != NULL && payload != NULL) {
+    rc = e != NULL;
+    if (e != NULL && payload != NULL && s->reader) {
+        rc = reader_record(e, payload);
+    } else if (e != NULL && payload != NULL) {
         /* under the lock: the keeper closes a segment only once nothing in it lives */
         *payload = malloc(e->len > 0 ? e->len : 1);
         if (*payload == NULL || read_at(e->seg->fd, *payload, e->len, e->off) == -1) {
-            int er = errno;
             free(*payload);
             *payload = NULL;
-            pthread_mutex_unlock(&s->lock);
-            /* a reader's snapshot may be older than a segment the server emptied since */
-            if (s->reader && er == EIO)
-                return 0;
-            errno = er;
-            return -1;
+            rc = -1;
         }
-        *len = e->len;
     }
-    rc = e != NULL;
+    if (rc == 1 && payload != NULL)
+        *len = e->len;
+    int er = errno;
     pthread_mutex_unlock(&s->lock);
+    errno = er;
     return rc;
 }
 
@@ -308,6 +333,9 @@ int spool_journal_index_segment(struct spool *s, const char *name, char *err, si
     g->size = len;
     g->last_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     spool_segment_link(s, g);
+    uint64_t number = strtoull(name, NULL, 16); /* 16 hex digits (spool_journal_names) */
+    if (number > s->segment_clock)
+        s->segment_clock = number; /* the next segment's name comes after it */
     while (journal_next(buf, len, &off, &r, g->name) == 1) {
         if (r.len == 0) {
             spool_index_drop(s, r.id);

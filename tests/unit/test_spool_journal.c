@@ -840,6 +840,10 @@ static void test_segments_made_ready_and_reused(void **state)
         submit_one(fx, &w, REUSE_LARGE, i, ids[i], second);
     while (++i < REUSE_MAX && strcmp(second, first) == 0);
     assert_true(i < REUSE_MAX);
+    /* submitctl's snapshot, taken now, outlives `first` */
+    struct spool *reader = spool_open_reader(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(reader);
+    assert_int_equal(spool_list(reader, NULL, NULL), i);
     for (int k = 0; k < i; k++) { /* delivered: the tombstones are all in `second` */
         const char *one[1] = {ids[k]};
         assert_int_equal(spool_remove(fx->spool, one, 1), 0);
@@ -868,11 +872,63 @@ static void test_segments_made_ready_and_reused(void **state)
     assert_int_equal(journal_stat(fx, third, &st), 0);
     assert_int_equal(st.st_ino, spare);
     assert_int_equal(count_ids(fx->spool), kept);
+    /* The snapshot's record of the first message is gone (the reused file's first record is
+     * where it was): not found, and not read as that other message. Records not written over
+     * are read as they were, or not found; never as anything else. */
+    errno = 0;
+    assert_null(spool_open_message(reader, ids[0]));
+    assert_int_equal(errno, ENOENT);
+    for (int k = 1; k < 3; k++) {
+        static unsigned char got[REUSE_LARGE + 1], want[REUSE_LARGE];
+        FILE *fp = spool_open_message(reader, ids[k]);
+        if (fp == NULL) {
+            assert_int_equal(errno, ENOENT);
+            continue;
+        }
+        size_t got_n = fread(got, 1, sizeof got, fp);
+        fclose(fp);
+        message(want, REUSE_LARGE, k);
+        assert_int_equal(got_n, REUSE_LARGE);
+        assert_memory_equal(got, want, REUSE_LARGE);
+    }
+    spool_close(reader);
     spool_close(fx->spool);
     fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
     assert_non_null(fx->spool);
     assert_int_equal(spool_replayed(fx->spool), kept); /* nothing of `first`'s earlier use */
     assert_int_equal(count_ids(fx->spool), kept);
+}
+
+/* A segment named after the clock's present (a clock stepped back since it was made): the
+ * next segment's name still comes after it, so the tombstone written there is read after the
+ * record it speaks for, and the message does not come back at the next start. */
+static void test_segment_names_increase(void **state)
+{
+    struct fixture *fx = *state;
+    unsigned char seg[4096];
+    char a[1024], b[1024];
+    const char *future = "7000000000000000";
+    size_t n = 0;
+    spool_close(fx->spool);
+    snprintf(a, sizeof a, ENVELOPE_FMT, "0000000000000A01", "a\r\n");
+    snprintf(b, sizeof b, ENVELOPE_FMT, "0000000000000B02", "b\r\n");
+    n += make_record_in(seg + n, future, "0000000000000A01", a);
+    n += make_record_in(seg + n, future, "0000000000000B02", b);
+    write_file(fx, "journal", future, seg, n);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 2);
+    assert_int_equal(spool_start(fx->spool), 0);
+    const char *one[1] = {"0000000000000A01"};
+    assert_int_equal(spool_remove(fx->spool, one, 1), 0); /* its tombstone: a new segment */
+    char newest[QUEUE_ID_LEN + 1];
+    newest_segment(fx, newest);
+    assert_true(strcmp(newest, future) > 0);
+    spool_close(fx->spool);
+    fx->spool = spool_open(fx->dir, fx->err, sizeof fx->err);
+    assert_non_null(fx->spool);
+    assert_int_equal(spool_replayed(fx->spool), 1);
+    assert_int_equal(count_ids(fx->spool), 1);
 }
 
 int main(void)
@@ -892,6 +948,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_churn_through_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_segment_survives_busy_keeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_made_ready_and_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_names_increase, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
