@@ -97,13 +97,15 @@ void loop_post(struct loop *l, loop_fn fn, void *arg)
     p->arg = arg;
     p->next = NULL;
     pthread_mutex_lock(&l->mu);
+    bool first = l->head == NULL; /* else a wake-up is on its way and will take this too */
     if (l->tail)
         l->tail->next = p;
     else
         l->head = p;
     l->tail = p;
     pthread_mutex_unlock(&l->mu);
-    event_active(l->wake, EV_READ, 0);
+    if (first)
+        event_active(l->wake, EV_READ, 0);
 }
 
 static void loop_break(void *arg)

@@ -1,9 +1,13 @@
 /* quota.c: the submission limits' state: a mutex-protected hash of mailboxes, each with its
  * count of submitting sessions and its accepted messages of the last 24 hours (time and
- * recipients, oldest first, pruned as they age). */
+ * recipients, in time order, pruned as they age) with their recipients' running sum. A busy
+ * mailbox has tens of thousands of them: the minute's window is found by binary search and the
+ * day's recipients are the sum, so neither question walks the list. */
 #include "quota.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +21,9 @@ struct sent {
 struct mailbox_quota {
     char mailbox[SMTP_PATH_MAX + 1];
     unsigned sessions;
-    struct sent *sent; /* ring: head is the oldest */
+    struct sent *sent; /* ring: head is the oldest; sorted by when_ms */
     size_t head, n, cap;
+    uint64_t recipients; /* the sum over sent[] */
     struct mailbox_quota *next;
 };
 
@@ -88,6 +93,7 @@ static struct sent *at(struct mailbox_quota *m, size_t i)
 static void prune(struct mailbox_quota *m, int64_t now_ms)
 {
     while (m->n > 0 && at(m, 0)->when_ms <= now_ms - QUOTA_DAY_MS) {
+        m->recipients -= at(m, 0)->recipients;
         m->head = (m->head + 1) % m->cap;
         m->n--;
     }
@@ -121,10 +127,15 @@ unsigned quota_message_wait(struct quota *q, const char *mailbox, unsigned per_m
     struct mailbox_quota *m = find(q, mailbox, false);
     if (m && per_minute > 0) {
         prune(m, now_ms);
-        /* messages in the last minute, newest last */
-        size_t first = m->n;
-        while (first > 0 && at(m, first - 1)->when_ms > now_ms - 60000)
-            first--;
+        /* messages in the last minute: from the first one younger than a minute on */
+        size_t first = 0, end = m->n;
+        while (first < end) {
+            size_t mid = first + (end - first) / 2;
+            if (at(m, mid)->when_ms > now_ms - 60000)
+                end = mid;
+            else
+                first = mid + 1;
+        }
         size_t in_window = m->n - first;
         if (in_window >= per_minute) {
             /* the oldest message that must leave the window before one more fits */
@@ -145,8 +156,7 @@ unsigned quota_recipients_today(struct quota *q, const char *mailbox, int64_t no
     struct mailbox_quota *m = find(q, mailbox, false);
     if (m) {
         prune(m, now_ms);
-        for (size_t i = 0; i < m->n; i++)
-            total += at(m, i)->recipients;
+        total = m->recipients > UINT_MAX ? UINT_MAX : (unsigned)m->recipients;
     }
     pthread_mutex_unlock(&q->mu);
     return total;
@@ -171,8 +181,13 @@ void quota_record(struct quota *q, const char *mailbox, unsigned recipients, int
             }
         }
         if (m->n < m->cap) {
-            *at(m, m->n) = (struct sent){when_ms, recipients};
+            /* in time order (two loops record at nearly the same moment; a restart replays) */
+            size_t i = m->n;
+            for (; i > 0 && at(m, i - 1)->when_ms > when_ms; i--)
+                *at(m, i) = *at(m, i - 1);
+            *at(m, i) = (struct sent){when_ms, recipients};
             m->n++;
+            m->recipients += recipients;
         }
     }
     pthread_mutex_unlock(&q->mu);
