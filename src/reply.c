@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
+#include "random_ids.h"
 
 #define DENIED "Authentication unsuccessful, "
 
@@ -142,7 +142,7 @@ void reply_new_id(char id[REF_ID_LEN + 1])
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t v = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(ts.tv_nsec / 1000);
     uint8_t rnd[4];
-    randombytes_buf(rnd, sizeof rnd);
+    random_ids_buf(rnd, sizeof rnd);
     /* 10 digits of time (so ids sort roughly by time), 6 of randomness */
     for (int i = 0; i < 10; i++)
         id[i] = hex[(v >> (4 * (9 - i) + 8)) & 0xF];

@@ -11,13 +11,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <sodium.h>
 
 #include "address_list.h"
 #include "directory.h"
 #include "jobs.h"
 #include "logger.h"
 #include "quota.h"
+#include "random_ids.h"
 #include "loop.h"
 #include "server.h"
 #include "session.h"
@@ -70,7 +70,7 @@ static void msg_add_missing_fields(struct session *s)
     char line[SMTP_DOMAIN_MAX + 128];
     if (!tx->hs.has_message_id) {
         unsigned char r[8];
-        randombytes_buf(r, sizeof r);
+        random_ids_buf(r, sizeof r);
         int n =
             snprintf(line, sizeof line, "Message-ID: <%s.%02x%02x%02x%02x%02x%02x%02x%02x@%s>\r\n",
                      spool_file_id(tx->file), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],

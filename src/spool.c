@@ -4,6 +4,7 @@
  * (fdatasync each file, rename into queue/, fsync queue/ once) before anyone may send 250.
  * Implements no RFC itself; it is what makes RFC 5321 4.2.5's "accepted responsibility" true. */
 #include "spool.h"
+#include "random_ids.h"
 #include "spool_internal.h"
 
 #include <dirent.h>
@@ -81,7 +82,7 @@ static void make_id(struct spool *s, char id[QUEUE_ID_LEN + 1])
     pthread_mutex_unlock(&s->lock);
     snprintf(id, QUEUE_ID_LEN + 1, "%0*" PRIX64 "%0*" PRIX32, SPOOL_ID_TIME_DIGITS,
              (uint64_t)now_us & SPOOL_ID_TIME_MASK, SPOOL_ID_RANDOM_DIGITS,
-             randombytes_uniform(1u << (4 * SPOOL_ID_RANDOM_DIGITS)));
+             random_ids_uniform(1u << (4 * SPOOL_ID_RANDOM_DIGITS)));
 }
 
 /* Opens DIR/NAME as a directory, creating it (0700) first if needed. */
