@@ -577,12 +577,11 @@ static void session_greet(struct session *s)
     session_emit(s, 220, NULL, text, NULL, false);
 }
 
+/* A TLS bufferevent over `under` (a filter) or, when under is NULL, on fd; it owns ssl (freed
+ * here when the bufferevent cannot be made). */
 static struct bufferevent *session_tls_bev(struct session *s, struct event_base *base,
-                                           struct bufferevent *under, int fd)
+                                           struct bufferevent *under, int fd, SSL *ssl)
 {
-    SSL *ssl = SSL_new(s->rt->ssl);
-    if (!ssl)
-        return NULL;
     struct bufferevent *bev =
         under ? bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
@@ -639,7 +638,8 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
     }
     struct event_base *base = loop_base(s->loop);
     if (l->lc.tls == LISTENER_IMPLICIT_TLS && !over) {
-        s->bev = session_tls_bev(s, base, NULL, fd);
+        SSL *ssl = SSL_new(s->rt->ssl);
+        s->bev = ssl ? session_tls_bev(s, base, NULL, fd, ssl) : NULL;
         s->tls = true;
     } else {
         s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -768,22 +768,40 @@ static void cmd_starttls(struct session *s, const struct smtp_command *c)
         session_reply(s, REPLY_TLS_ALREADY, NULL, NULL);
         return;
     }
+    SSL *ssl = SSL_new(s->rt->ssl);
+    if (!ssl) {
+        session_reply(s, REPLY_TLS_UNAVAILABLE, NULL, NULL);
+        return;
+    }
     struct bufferevent *under = s->bev;
     /* RFC 3207 4.2 / CVE-2011-0411: nothing the client pipelined after STARTTLS is a command. */
     bufferevent_disable(under, EV_READ);
     struct evbuffer *in = bufferevent_get_input(under);
     evbuffer_drain(in, evbuffer_get_length(in));
-    struct bufferevent *bev = session_tls_bev(s, loop_base(s->loop), under, -1);
-    if (!bev) {
-        bufferevent_enable(under, EV_READ);
-        session_reply(s, REPLY_TLS_UNAVAILABLE, NULL, NULL);
-        return;
-    }
-    /* The 220 goes into the plaintext stream below the TLS filter, ahead of the handshake. */
+    /* The 220 goes into the plaintext stream, ahead of the handshake. */
     const struct reply_entry *e = &reply_catalogue[REPLY_TLS_READY];
     char line[128];
     size_t n = reply_format(line, sizeof line, e->code, e->enhanced, e->text, NULL, false);
-    evbuffer_add(bufferevent_get_output(under), line, n);
+    struct evbuffer *out = bufferevent_get_output(under);
+    evbuffer_add(out, line, n);
+    /* Usually the socket takes the 220 (and anything before it) at once: then TLS runs on the
+     * socket itself, as on the implicit-TLS port. Otherwise a TLS filter over the plaintext
+     * bufferevent sends the 220 first: one more buffer layer for the session's life. */
+    evutil_socket_t fd = bufferevent_getfd(under);
+    while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+        ;
+    bool direct = evbuffer_get_length(out) == 0;
+    struct bufferevent *bev =
+        session_tls_bev(s, loop_base(s->loop), direct ? NULL : under, direct ? fd : -1, ssl);
+    if (!bev) { /* out of memory, after the 220: the client's handshake cannot succeed */
+        log_error("session=%s event=starttls-failed reason=\"cannot set up TLS\"", s->id);
+        session_close(s, REPLY_COUNT);
+        return;
+    }
+    if (direct) { /* the plaintext bufferevent goes, the socket stays */
+        bufferevent_setfd(under, -1);
+        bufferevent_free(under);
+    }
     s->bev = bev;
     s->tls = true;
     session_forget(s); /* RFC 3207 4.2: discard all knowledge obtained from the client */
