@@ -211,6 +211,40 @@ class DisconnectTest(DaemonTestCase):
             self.assertStoredExactly(m.group("id"), msgs[i], auth_user="c%d@example.com" % i)
 
 
+    def test_client_that_reads_late_gets_every_reply_in_order(self):
+        """A client pipelines 100,000 commands and reads nothing for two seconds: 7 MB of
+        replies, more than the sockets hold, so the socket takes part of a reply, then none (the
+        server queues the rest, then stops reading: bounded memory); once the client reads,
+        every reply arrives, whole and in order."""
+        n = 100000
+        sock = socket.create_connection(("127.0.0.1", self.daemon.starttls_port), timeout=30)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        commands = b"".join(b"NOOP %d\r\n" % i if i % 2 else b"HELP\r\n" for i in range(n))
+        sender = threading.Thread(target=sock.sendall, args=(commands + b"QUIT\r\n",),
+                                  daemon=True)
+        sender.start()
+        time.sleep(2)
+        data = b""
+        deadline = time.monotonic() + 60
+        while True:  # until the server closes, after its 221
+            self.assertLess(time.monotonic(), deadline, "%d octets so far" % len(data))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sender.join(30)
+        lines = data.split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"220 "), lines[0])
+        self.assertEqual(lines[-1], b"")
+        self.assertTrue(lines[-2].startswith(b"221 "), lines[-2])
+        replies = lines[1:-2]
+        self.assertEqual(len(replies), n)
+        for i, line in enumerate(replies):  # HELP and NOOP answer differently: order shows
+            self.assertEqual(line[:3], b"250" if i % 2 else b"214", (i, line))
+        self.assertTrue(self.daemon.alive())
+
+
 class LimitsTest(DaemonTestCase):
     CONF = ("command-timeout = 2", "max-errors = 3")
 
