@@ -86,6 +86,8 @@ struct spool {
     bool appending;                /* the commit thread is appending a batch... */
     struct spool_segment *writing; /* ...to this segment (NULL until it has one): never removed */
     struct spool_segment *spare;   /* ready for the next segment (the keeper makes it); or NULL */
+    bool spare_taking;             /* the commit thread is renaming the spare it took: the keeper
+                                      must not make another under the same name meanwhile */
     uint64_t segment_clock;        /* the newest segment name's number (spool_journal.c) */
     struct journal_index index;    /* messages living in the journal (a writer's spool) */
     int64_t journal_age_ms;        /* SPOOL_JOURNAL_AGE_MS unless spool_set_journal_age */

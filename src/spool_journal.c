@@ -254,15 +254,20 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
     if (seg == NULL) {
         spare = s->spare;
         s->spare = NULL;
+        s->spare_taking = spare != NULL; /* the keeper makes no new spare until it is renamed */
     }
     s->appending = true;
     s->writing = seg; /* the keeper leaves it alone, even if it holds nothing live yet */
     pthread_mutex_unlock(&s->lock);
 
-    if (seg == NULL && (seg = segment_start(s, spare, &e)) != NULL) {
+    if (seg == NULL) {
+        seg = segment_start(s, spare, &e);
         pthread_mutex_lock(&s->lock);
-        spool_segment_link(s, seg);
-        s->writing = seg;
+        s->spare_taking = false;
+        if (seg != NULL) {
+            spool_segment_link(s, seg);
+            s->writing = seg;
+        }
         pthread_mutex_unlock(&s->lock);
     }
     if (seg != NULL) {

@@ -123,7 +123,7 @@ static void tidy(struct spool *s)
         *tail = g;
         tail = &g->next;
     }
-    bool want_spare = s->spare == NULL && s->journal;
+    bool want_spare = s->spare == NULL && !s->spare_taking && s->journal;
     pthread_mutex_unlock(&s->lock);
 
     if (want_spare && gone != NULL && gone->reusable) {
