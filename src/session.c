@@ -322,8 +322,15 @@ void session_close(struct session *s, enum reply_id final)
     s->state = SESSION_CLOSING;
     session_stop_submitting(s);
     bufferevent_disable(s->bev, EV_READ);
-    if (session_flushed(s))
-        session_destroy(s);
+    /* Never freed here: the caller (session_process, in the middle of its loop) still uses s,
+     * and with replies sent straight to the socket the output is often empty already. The
+     * loop's next pass frees it once its output has gone (session_finish_closing); without a
+     * timer, the write callback or the idle timeout does. */
+    struct timeval now = {0, 0};
+    if (!s->close_timer)
+        s->close_timer = evtimer_new(loop_base(s->loop), session_finish_closing, s);
+    if (s->close_timer)
+        evtimer_add(s->close_timer, &now);
 }
 
 void session_suspend(struct session *s)
