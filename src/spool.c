@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,6 +32,26 @@
 #define SPOOL_ID_RANDOM_DIGITS (QUEUE_ID_LEN - SPOOL_ID_TIME_DIGITS)
 /* How many fresh ids spool_create tries when an id is already taken. */
 #define SPOOL_CREATE_TRIES 16
+
+bool spool_exists_in(int dirfd, const char *name)
+{
+    struct stat st;
+    return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int spool_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to)
+{
+    if (renameat2(from_dir, from, to_dir, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    /* a file system without RENAME_NOREPLACE: look first (the callers' renames are rare) */
+    if (spool_exists_in(to_dir, to)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return renameat(from_dir, from, to_dir, to);
+}
 
 int spool_write_all(int fd, const void *buf, size_t n)
 {

@@ -26,12 +26,6 @@ void spool_delivery_close(struct spool *s)
     s->hold_fd = s->state_fd = -1;
 }
 
-static bool exists_in(int dirfd, const char *id)
-{
-    struct stat st;
-    return fstatat(dirfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 /* Whether the journal holds id (acknowledged, living in its segment). A journal that cannot be
  * read counts as "no". */
 static bool in_journal(struct spool *s, const char *id)
@@ -83,17 +77,8 @@ static int move(struct spool *s, int from, const char *from_name, int to, const 
         errno = ENOENT;
         return -1;
     }
-    if (renameat2(from, id, to, id, RENAME_NOREPLACE) == -1) {
-        if (errno != EINVAL)
-            goto fail;
-        /* a file system without RENAME_NOREPLACE: look first (hold and release are rare) */
-        if (exists_in(to, id)) {
-            errno = EEXIST;
-            goto fail;
-        }
-        if (renameat(from, id, to, id) == -1)
-            goto fail;
-    }
+    if (spool_rename_noreplace(from, id, to, id) == -1)
+        return -1;
     const char *failed = fsync(to) == -1 ? to_name : fsync(from) == -1 ? from_name : NULL;
     if (failed != NULL) {
         int e = errno;
@@ -103,8 +88,6 @@ static int move(struct spool *s, int from, const char *from_name, int to, const 
         return -1;
     }
     return 0;
-fail:
-    return -1;
 }
 
 int spool_hold(struct spool *s, const char *queue_id)
@@ -128,7 +111,7 @@ int spool_release(struct spool *s, const char *queue_id)
 
 bool spool_is_held(struct spool *s, const char *queue_id)
 {
-    return spool_valid_id(queue_id) && exists_in(s->hold_fd, queue_id);
+    return spool_valid_id(queue_id) && spool_exists_in(s->hold_fd, queue_id);
 }
 
 /* What spool_remove did with one id. */

@@ -121,6 +121,12 @@ struct spool_file {
 
 /* spool.c */
 int spool_write_all(int fd, const void *buf, size_t n);
+/* Whether dirfd holds an entry of that name (not following a symbolic link). */
+bool spool_exists_in(int dirfd, const char *name);
+/* from_dir/from -> to_dir/to, never replacing a file: renameat2(RENAME_NOREPLACE), or where the
+ * file system lacks the flag a look first and renameat. 0, or -1 with errno (EEXIST when to_dir/to
+ * exists). */
+int spool_rename_noreplace(int from_dir, const char *from, int to_dir, const char *to);
 /* A growing array of queue ids. */
 struct spool_idvec {
     char (*v)[QUEUE_ID_LEN + 1];

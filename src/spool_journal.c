@@ -54,20 +54,6 @@ static void segment_name(struct spool *s, char name[JOURNAL_SEGMENT_NAME_LEN + 1
     snprintf(name, JOURNAL_SEGMENT_NAME_LEN + 1, "%016" PRIX64, s->segment_clock);
 }
 
-/* renameat2(RENAME_NOREPLACE), or where the file system lacks the flag a check and renameat. */
-static int rename_noreplace(int dirfd, const char *from, const char *to)
-{
-    if (renameat2(dirfd, from, dirfd, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL)
-        return -1;
-    if (faccessat(dirfd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    return renameat(dirfd, from, dirfd, to);
-}
-
 /* Gives the spare its segment name (a rename: its blocks are allocated already). Whatever the
  * file held is keyed by another name, so it reads as nothing in the new segment. 0 or an errno;
  * on failure the spare is discarded. */
@@ -77,7 +63,9 @@ static int spare_take(struct spool *s, struct spool_segment *seg)
     int e = EEXIST;
     for (int tries = 0; tries < 16 && e == EEXIST; tries++) {
         segment_name(s, name);
-        e = rename_noreplace(s->journal_fd, SPOOL_SPARE_NAME, name) == 0 ? 0 : errno;
+        e = spool_rename_noreplace(s->journal_fd, SPOOL_SPARE_NAME, s->journal_fd, name) == 0
+                ? 0
+                : errno;
     }
     if (e != 0) {
         log_error("event=journal-failed op=rename path=\"%s/journal/%s\" error=\"%s\"", s->dir,
@@ -387,12 +375,6 @@ int spool_journal_extract(struct spool *s, const char *id, const unsigned char *
 
 /* ---- open ---- */
 
-static bool exists_in(int dirfd, const char *id)
-{
-    struct stat st;
-    return fstatat(dirfd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 /* A message moved to queue/ or hold/ whose tombstone a crash stopped: the file wins, and the
  * tombstone is written now (else, once the file is delivered and removed, the record would
  * bring the message back at the next start). */
@@ -405,7 +387,7 @@ static int forget_moved(struct spool *s, char *err, size_t errlen)
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        if (exists_in(s->queue_fd, ids[i]) || exists_in(s->hold_fd, ids[i]))
+        if (spool_exists_in(s->queue_fd, ids[i]) || spool_exists_in(s->hold_fd, ids[i]))
             memcpy(ids[moved++], ids[i], sizeof ids[i]);
     int rc = moved > 0 ? spool_journal_forget(s, (const char(*)[QUEUE_ID_LEN + 1]) ids, moved) : 0;
     if (rc == -1)

