@@ -190,6 +190,7 @@ static struct spool *spool_open_mode(const char *datadir, bool recover, char *er
     pthread_mutex_init(&s->move_lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->journal_cond, NULL);
+    pthread_cond_init(&s->append_cond, NULL);
 
     data_fd = open(datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (data_fd == -1) {

@@ -166,6 +166,7 @@ void spool_close(struct spool *s)
         close(s->queue_fd);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->journal_cond);
+    pthread_cond_destroy(&s->append_cond);
     pthread_mutex_destroy(&s->move_lock);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);

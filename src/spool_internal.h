@@ -80,7 +80,8 @@ struct spool {
     int64_t last_us; /* id clock: strictly increasing within this process */
 
     /* the journal (spool_journal.c, spool_keeper.c), also under lock */
-    pthread_cond_t journal_cond;   /* appending changed; work for the keeper */
+    pthread_cond_t journal_cond;   /* work for the keeper: a segment started, a pause, a stop */
+    pthread_cond_t append_cond;    /* appending went false */
     struct spool_segment *segs;    /* every open segment, oldest first */
     struct spool_segment *active;  /* the newest one while appends go to it, else NULL */
     bool appending;                /* the commit thread is appending a batch... */

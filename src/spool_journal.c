@@ -235,7 +235,7 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
 
     pthread_mutex_lock(&s->lock);
     while (s->appending)
-        pthread_cond_wait(&s->journal_cond, &s->lock);
+        pthread_cond_wait(&s->append_cond, &s->lock);
     seg = s->active;
     if (seg != NULL && seg->size > 0 && seg->size + octets > SPOOL_SEGMENT_MAX)
         s->active = seg = NULL; /* full: the next one takes over */
@@ -248,7 +248,8 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
     s->writing = seg; /* the keeper leaves it alone, even if it holds nothing live yet */
     pthread_mutex_unlock(&s->lock);
 
-    if (seg == NULL) {
+    bool started = seg == NULL;
+    if (started) {
         seg = segment_start(s, spare, &e);
         pthread_mutex_lock(&s->lock);
         s->spare_taking = false;
@@ -283,7 +284,12 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
         s->active = NULL;
     }
     s->batches++;
-    pthread_cond_broadcast(&s->journal_cond);
+    pthread_cond_broadcast(&s->append_cond);
+    /* The keeper is woken only when a segment started (its spare went into it, or it may make
+     * one now that the rename is done); its other work waits for its tick. Waking it after every
+     * batch cost a thread switch and the lock per batch. */
+    if (started)
+        pthread_cond_broadcast(&s->journal_cond);
     pthread_mutex_unlock(&s->lock);
 
     for (f = batch; f != NULL; f = next) {
