@@ -121,7 +121,14 @@ class XOAuth2UpstreamTest(DaemonTestCase):
             self.assertTrue(any(b.endswith(m) for b in bodies), "message %d not upstream" % i)
             del queued_here
         # the upstream saw an XOAUTH2 login from alice (its sign-in log) over TLS
-        signins = self.upstream.ctl_json("signins", "--mailbox", "alice@example.com")
+        # (the upstream writes its log in batches: wait a little for it)
+        deadline = time.monotonic() + 5
+        while True:
+            signins = self.upstream.ctl_json("signins", "--mailbox", "alice@example.com")
+            if any(s.get("mech") == "XOAUTH2" and s.get("success") for s in signins) or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         self.assertTrue(any(s.get("mech") == "XOAUTH2" and s.get("success") for s in signins),
                         signins[:3])
         self.assertEqual(len(self.endpoint.requests), 1, "the token was not reused")

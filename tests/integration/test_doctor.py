@@ -8,6 +8,7 @@ client-side mistakes (AUTH before TLS, implicit TLS on the STARTTLS listener and
 mechanism not offered), recognising submitd, and every --json document against the schema."""
 
 import os
+import time
 
 from .doctor_tools import (SCHEMA_PATH, check_schema_keywords, diagnoses_of, entry_ids,
                            fix_commands, json_text, load_schema, require_doctor, run_doctor,
@@ -276,6 +277,7 @@ class DoctorSubmitdTest(DaemonTestCase):
         before = self.daemon.ctl_json("signins", "--mailbox", "alice@example.com")
         r, doc = self.doctor(tls="none", expect=1)
         self.assertMentions(json_text(doc), "STARTTLS")
+        time.sleep(0.3)  # a sign-in is written at once; this leaves it time to show
         after = self.daemon.ctl_json("signins", "--mailbox", "alice@example.com")
         self.assertEqual(len(after), len(before), "an AUTH attempt reached the server")
 
