@@ -3,6 +3,7 @@
  * running on the same data directory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,8 +47,23 @@ static int pidfile_lock(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
+/* glibc's allocator as a server wants it (docs/design.md, "Memory"), set before any thread makes
+ * an arena. By default it hands freed memory back to the kernel as soon as 128 KiB sit free at
+ * the top of a heap, and the next message faults it in again; each trim is also a TLB
+ * shootdown across both cores. Here it keeps up to 16 MiB free per heap and takes 4 MiB more
+ * at each growth; blocks of 256 KiB and more (large messages) still get an mmap of their own,
+ * returned whole when freed. In scenario a the server's page faults fell from 4,500-6,700 to
+ * 1,800 per 10,000 messages and its CPU per message by about 15% (paired runs). */
+static void tune_malloc(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
+}
+
 int main(int argc, char **argv)
 {
+    tune_malloc();
     const char *dir = "./var";
     bool foreground = false;
     int opt;
