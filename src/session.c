@@ -112,16 +112,35 @@ void session_touch(struct session *s)
 
 /* ---- the reply path ---- */
 
-/* A plaintext session whose earlier replies have all gone out sends a reply straight to the
- * socket: through the bufferevent each reply costs two epoll_ctl calls (write interest added,
- * then dropped once flushed) and a pass of the loop. Returns the octets the socket took (0 on
- * EAGAIN or an error, which the bufferevent then meets and reports). */
+/* A session whose earlier replies have all gone out sends a reply straight to the socket:
+ * through the bufferevent each reply costs two epoll_ctl calls (write interest added, then
+ * dropped once flushed) and a pass of the loop. Returns the octets the socket took (0 on EAGAIN
+ * or an error, which the bufferevent then meets and reports).
+ *
+ * Over TLS (on the socket, once the handshake is done) the reply is one SSL_write. Without
+ * SSL_MODE_ENABLE_PARTIAL_WRITE it either takes the whole reply or none of it: when the socket
+ * is full (SSL_ERROR_WANT_WRITE) OpenSSL keeps the record it made and must be called again with
+ * the same octets first. The reply then goes into the bufferevent's empty output, whose next
+ * SSL_write starts with exactly those octets, at least as many (libevent sets
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so the copy may live elsewhere). Any other failure is the
+ * bufferevent's to meet and report in the same way. */
 static size_t session_send_direct(struct session *s, const char *line, size_t n)
 {
-    if (s->tls || evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
         return 0;
-    ssize_t w = send(bufferevent_getfd(s->bev), line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-    return w > 0 ? (size_t)w : 0;
+    if (!s->tls) {
+        ssize_t w = send(bufferevent_getfd(s->bev), line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        return w > 0 ? (size_t)w : 0;
+    }
+    SSL *ssl = s->tls_on_socket ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    if (ssl == NULL || !SSL_is_init_finished(ssl))
+        return 0;
+    ERR_clear_error();
+    int w = SSL_write(ssl, line, (int)n);
+    if (w > 0)
+        return (size_t)w;
+    ERR_clear_error(); /* the bufferevent's own SSL_write finds the error again, if any */
+    return 0;
 }
 
 static void session_emit(struct session *s, int code, const char *enhanced, const char *text,
@@ -614,6 +633,7 @@ static struct bufferevent *session_tls_bev(struct session *s, struct event_base 
         return NULL;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    s->tls_on_socket = under == NULL;
     if (bufferevent_set_max_single_read(bev, SESSION_TLS_READ_IDLE) != 0)
         log_warn("session=%s event=tls-read-size reason=\"cannot set the read size\"", s->id);
     s->tls_bulk_reads = false;

@@ -5,12 +5,14 @@ EHLO required again), implicit TLS (RFC 8314), the generated certificate, and TL
 import functools
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import warnings
 
 from .harness import (HOSTNAME, PASSWORD, DaemonTestCase, Smtp, message, split_reference,
@@ -224,3 +226,94 @@ class TlsTest(DaemonTestCase):
             pass
         self.assertNotIn(b"250", received, "plaintext SMTP answered on the implicit TLS port")
         self.connect_implicit()
+
+
+class TlsLateReaderTest(DaemonTestCase):
+    """Replies over TLS go straight out with one SSL_write while nothing waits before them; when
+    the socket is full, OpenSSL keeps the record it made and the reply goes through the
+    bufferevent, whose next SSL_write must start with the same octets. A client that pipelines
+    100,000 commands and reads nothing for two seconds makes that happen many times."""
+
+    def test_tls_client_that_reads_late_gets_every_reply_in_order(self):
+        n = 100000
+        # the receive buffer is fixed before connecting (shrunk later, the window already
+        # offered would be overrun and the transfer stall on retransmissions), and kept above
+        # loopback's 64 KiB segment size (below it, window updates wait for the persist timer)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", self.daemon.tls_port))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = tls_client_context().wrap_bio(incoming, outgoing, server_hostname=HOSTNAME)
+        deadline = time.monotonic() + 90
+
+        def pump(want_read):
+            """Sends what TLS made; reads the socket when want_read. False at the server's EOF."""
+            if outgoing.pending:
+                sock.setblocking(False)
+                try:
+                    data = outgoing.read(outgoing.pending)
+                    sent = 0
+                    while sent < len(data):
+                        r, w, _ = select.select([], [sock], [], 1)
+                        if w:
+                            sent += sock.send(data[sent:])
+                        self.assertLess(time.monotonic(), deadline)
+                finally:
+                    sock.setblocking(True)
+            if want_read:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    incoming.write_eof()
+                    return False
+                incoming.write(chunk)
+            return True
+
+        while True:  # the handshake
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pump(True)
+        pump(False)
+        commands = b"EHLO late.test\r\n" + b"".join(
+            b"NOOP %d\r\n" % i if i % 2 else b"HELP\r\n" for i in range(n)) + b"QUIT\r\n"
+        tls.write(commands)  # encrypted into `outgoing`, sent below without reading
+        data = outgoing.read()
+        sock.setblocking(False)
+        sent, paused_until = 0, time.monotonic() + 2
+        replies = []  # one TLS record per reply: joined at the end
+        eof = False
+        while not eof:
+            self.assertLess(time.monotonic(), deadline, "%d replies" % len(replies))
+            reading = time.monotonic() >= paused_until
+            r, w, _ = select.select([sock] if reading else [],
+                                    [sock] if sent < len(data) else [], [], 0.2)
+            if w:
+                try:
+                    sent += sock.send(data[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+            if r:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    incoming.write_eof()
+                    eof = True
+                else:
+                    incoming.write(chunk)
+                while True:
+                    try:
+                        replies.append(tls.read(65536))
+                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        break
+        lines = b"".join(replies).split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"220 "), lines[0])
+        ehlo_end = next(i for i, l in enumerate(lines) if l.startswith(b"250 "))
+        self.assertEqual(lines[-1], b"")
+        self.assertTrue(lines[-2].startswith(b"221 "), lines[-2])
+        answers = lines[ehlo_end + 1:-2]
+        self.assertEqual(len(answers), n)
+        for i, line in enumerate(answers):  # HELP and NOOP answer differently: order shows
+            self.assertEqual(line[:3], b"250" if i % 2 else b"214", (i, line))
+        self.assertTrue(self.daemon.alive())
