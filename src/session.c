@@ -830,9 +830,14 @@ static void cmd_starttls(struct session *s, const struct smtp_command *c)
      * socket itself, as on the implicit-TLS port. Otherwise a TLS filter over the plaintext
      * bufferevent sends the 220 first: one more buffer layer for the session's life. */
     evutil_socket_t fd = bufferevent_getfd(under);
+    /* a socket bufferevent keeps the start of its output frozen (only it may drain it): thawed
+     * for these writes, frozen again if the filter is to send the rest */
+    evbuffer_unfreeze(out, 1);
     while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
         ;
     bool direct = evbuffer_get_length(out) == 0;
+    if (!direct)
+        evbuffer_freeze(out, 1);
     struct bufferevent *bev =
         session_tls_bev(s, loop_base(s->loop), direct ? NULL : under, direct ? fd : -1, ssl);
     if (!bev) { /* out of memory, after the 220: the client's handshake cannot succeed */
