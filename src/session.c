@@ -333,13 +333,15 @@ void session_close(struct session *s, enum reply_id final)
 {
     if (s->dead || s->closing)
         return;
+    /* before the final reply, which may reach the client at once (sent straight to the
+     * socket): a client that has read the 221 finds the place free in its next session */
+    session_stop_submitting(s);
     if (final != REPLY_COUNT) {
         const struct reply_entry *e = &reply_catalogue[final];
         session_emit(s, e->code, e->enhanced, e->text, NULL, false);
     }
     s->closing = true;
     s->state = SESSION_CLOSING;
-    session_stop_submitting(s);
     bufferevent_disable(s->bev, EV_READ);
     /* Never freed here: the caller (session_process, in the middle of its loop) still uses s,
      * and with replies sent straight to the socket the output is often empty already. The
