@@ -132,7 +132,9 @@ static size_t session_send_direct(struct session *s, const char *line, size_t n)
         ssize_t w = send(bufferevent_getfd(s->bev), line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         return w > 0 ? (size_t)w : 0;
     }
-    SSL *ssl = s->tls_on_socket ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    /* not under the STARTTLS filter: its SSL writes into the plaintext bufferevent */
+    bool on_socket = bufferevent_get_underlying(s->bev) == NULL;
+    SSL *ssl = on_socket ? bufferevent_openssl_get_ssl(s->bev) : NULL;
     if (ssl == NULL || !SSL_is_init_finished(ssl))
         return 0;
     ERR_clear_error();
@@ -635,7 +637,6 @@ static struct bufferevent *session_tls_bev(struct session *s, struct event_base 
         return NULL;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    s->tls_on_socket = under == NULL;
     if (bufferevent_set_max_single_read(bev, SESSION_TLS_READ_IDLE) != 0)
         log_warn("session=%s event=tls-read-size reason=\"cannot set the read size\"", s->id);
     s->tls_bulk_reads = false;

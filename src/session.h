@@ -75,7 +75,6 @@ struct session {
     enum session_state state;
     bool tls;
     bool tls_bulk_reads; /* TLS input read in 16 KiB pieces (DATA, BDAT), else small ones */
-    bool tls_on_socket;  /* TLS runs on the socket itself, not as a filter (STARTTLS fallback) */
     char tls_version[16];
     char tls_cipher[64];
     bool helo_seen;
