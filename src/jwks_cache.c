@@ -27,6 +27,7 @@
 
 #include "issuer.h"
 #include "logger.h"
+#include "timed_wait.h"
 
 #define JWKS_BODY_MAX (64 * 1024)    /* largest JWKS document accepted, fetched or read */
 #define JWKS_CONNECT_TIMEOUT_MS 3000 /* TCP + TLS connect */
@@ -538,14 +539,7 @@ struct jwks_cache *jwks_cache_new(const char *datadir)
     c->cafile = ca && *ca ? strdup(ca) : NULL;
     if (!c->datadir || (ca && *ca && !c->cafile))
         goto fail;
-    pthread_condattr_t ca_attr;
-    if (pthread_condattr_init(&ca_attr) != 0)
-        goto fail;
-    int rc = pthread_condattr_setclock(&ca_attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&c->done, &ca_attr);
-    pthread_condattr_destroy(&ca_attr);
-    if (rc != 0)
+    if (timed_wait_cond_init(&c->done) != 0)
         goto fail;
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         pthread_cond_destroy(&c->done);
@@ -708,15 +702,7 @@ struct jwks_ref *jwks_cache_get(struct jwks_cache *c, const char *domain, const 
         sig_read(path, &sig);
     }
 
-    struct timespec deadline;
-    if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0)
-        memset(&deadline, 0, sizeof deadline); /* cannot happen; then nobody waits */
-    deadline.tv_sec += JWKS_WAIT_MS / 1000;
-    deadline.tv_nsec += (long)(JWKS_WAIT_MS % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = timed_wait_deadline(CLOCK_MONOTONIC, JWKS_WAIT_MS);
 
     struct jwks_ref *out = NULL;
     pthread_mutex_lock(&c->mu);

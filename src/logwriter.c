@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "logger.h"
+#include "timed_wait.h"
 
 #define BATCH_MAX 256
 /* A transaction at most every PACE_MS while events keep coming: an event that finds the writer
@@ -114,17 +115,6 @@ static struct item *write_batch(struct logwriter *w, struct item *list)
     return NULL;
 }
 
-static struct timespec after_ms(struct timespec t, long ms)
-{
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 static bool reached(const struct timespec *until)
 {
     struct timespec now;
@@ -142,14 +132,14 @@ static void *logwriter_main(void *arg)
         pthread_mutex_lock(&w->mu);
         if (retry) {
             /* wait a second (or for the stop) before trying the disk again */
-            struct timespec until = after_ms(last, 1000);
+            struct timespec until = timed_wait_add_ms(last, 1000);
             while (!w->stopping && pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
                 ;
         } else {
             while (!w->head && !w->stopping)
                 pthread_cond_wait(&w->cv, &w->mu);
             /* more events may join this transaction until PACE_MS after the last one began */
-            struct timespec until = after_ms(last, w->pace_ms);
+            struct timespec until = timed_wait_add_ms(last, w->pace_ms);
             while (!w->stopping && !w->urgent && w->waiting < BATCH_MAX && !reached(&until) &&
                    pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
                 ;
@@ -205,12 +195,8 @@ struct logwriter *logwriter_start(const char *datadir, char *err, size_t errlen)
     w->pace_ms = PACE_MS;
     pthread_mutex_init(&w->mu, NULL);
     /* its waits are timed by the monotonic clock: a wall clock stepped back stalls nothing */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&w->thread, NULL, logwriter_main, w) != 0) {
+    if (timed_wait_cond_init(&w->cv) != 0 ||
+        pthread_create(&w->thread, NULL, logwriter_main, w) != 0) {
         eventlog_close(w->log);
         free(w);
         return NULL;

@@ -31,6 +31,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "timed_wait.h"
+
 #define TOKEN_BODY_MAX (64 * 1024)    /* largest response accepted */
 #define TOKEN_CONNECT_TIMEOUT_MS 5000 /* TCP + TLS connect */
 #define TOKEN_FETCH_TIMEOUT_MS 10000  /* the whole exchange */
@@ -582,14 +584,8 @@ static struct token_entry *entry_find(struct oauth_tokens *c, const char *key, b
     while (e && strcmp(e->key, key) != 0)
         e = e->next;
     if (!e && create && (e = calloc(1, sizeof *e)) != NULL) {
-        pthread_condattr_t ca;
-        bool cond_ok = false, mu_ok = false;
-        if (pthread_condattr_init(&ca) == 0) {
-            cond_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-                      pthread_cond_init(&e->done, &ca) == 0;
-            pthread_condattr_destroy(&ca);
-        }
-        mu_ok = cond_ok && pthread_mutex_init(&e->mu, NULL) == 0;
+        bool cond_ok = timed_wait_cond_init(&e->done) == 0;
+        bool mu_ok = cond_ok && pthread_mutex_init(&e->mu, NULL) == 0;
         e->key = strdup(key);
         if (!e->key || !mu_ok) {
             if (cond_ok)
@@ -606,20 +602,6 @@ static struct token_entry *entry_find(struct oauth_tokens *c, const char *key, b
     }
     pthread_mutex_unlock(&c->mu);
     return e;
-}
-
-static struct timespec deadline_after(int ms)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        memset(&ts, 0, sizeof ts); /* cannot happen; then nobody waits */
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
 }
 
 char *oauth_tokens_get(struct oauth_tokens *c, const char *key, const struct oauth_client_params *p,
@@ -641,7 +623,7 @@ char *oauth_tokens_get(struct oauth_tokens *c, const char *key, const struct oau
     }
     unsigned char fp[TOKEN_FP_LEN];
     params_fp(p, fp);
-    struct timespec deadline = deadline_after(TOKEN_WAIT_MS);
+    struct timespec deadline = timed_wait_deadline(CLOCK_MONOTONIC, TOKEN_WAIT_MS);
     char *out = NULL;
 
     pthread_mutex_lock(&e->mu);

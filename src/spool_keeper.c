@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "logger.h"
+#include "timed_wait.h"
 #include "spool_internal.h"
 
 /* The pause after a failed move (a full disk), doubling up to the maximum. */
@@ -231,15 +232,7 @@ static void *keeper(void *arg)
     int64_t retry_at = 0;
     pthread_mutex_lock(&s->lock);
     while (!s->keeper_stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long tick = s->keeper_tick_ms;
-        until.tv_sec += tick / 1000;
-        until.tv_nsec += (tick % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = timed_wait_deadline(CLOCK_REALTIME, s->keeper_tick_ms);
         (void)pthread_cond_timedwait(&s->journal_cond, &s->lock, &until);
         if (s->keeper_stopping)
             break;
