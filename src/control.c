@@ -219,6 +219,7 @@ static void serve(struct control *c, int fd)
 static void *control_main(void *arg)
 {
     struct control *c = arg;
+    (void)pthread_setname_np(pthread_self(), "submitd-control");
     for (;;) {
         struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN},
                               {.fd = c->stop[0], .events = POLLIN}};

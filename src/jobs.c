@@ -33,6 +33,7 @@ static void *jobs_worker(void *arg)
 {
     struct jobs *j = arg;
     void *ctx = j->init ? j->init(j->arg) : NULL;
+    (void)pthread_setname_np(pthread_self(), "submitd-job");
     for (;;) {
         pthread_mutex_lock(&j->mu);
         while (!j->head && !j->stopping)
@@ -86,8 +87,7 @@ struct jobs *jobs_new(unsigned threads, jobs_init_fn init, jobs_fini_fn fini, vo
     return j;
 }
 
-void jobs_submit(struct jobs *j, struct loop *origin, job_work_fn work, job_done_fn done,
-                 void *job)
+void jobs_submit(struct jobs *j, struct loop *origin, job_work_fn work, job_done_fn done, void *job)
 {
     struct job_item *it = malloc(sizeof *it);
     if (!it) {

@@ -128,6 +128,7 @@ static void *logwriter_main(void *arg)
     struct logwriter *w = arg;
     struct item *retry = NULL;     /* events a failed write kept, oldest first */
     struct timespec last = {0, 0}; /* when the last transaction started (CLOCK_MONOTONIC) */
+    (void)pthread_setname_np(pthread_self(), "submitd-log");
     for (;;) {
         pthread_mutex_lock(&w->mu);
         if (retry) {

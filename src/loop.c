@@ -73,6 +73,7 @@ struct event_base *loop_base(struct loop *l)
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
+    (void)pthread_setname_np(pthread_self(), "submitd-io");
     event_base_dispatch(l->base);
     return NULL;
 }
@@ -132,4 +133,17 @@ void loop_free(struct loop *l)
     event_base_free(l->base);
     pthread_mutex_destroy(&l->mu);
     free(l);
+}
+
+unsigned loop_least_loaded(const atomic_uint *load, unsigned n, unsigned own)
+{
+    unsigned best = own, least = atomic_load(&load[own]);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned v = atomic_load(&load[i]);
+        if (v < least) {
+            least = v;
+            best = i;
+        }
+    }
+    return best;
 }

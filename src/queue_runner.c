@@ -74,6 +74,7 @@ static void *delivery_thread(void *arg)
     struct queue_runner *r = arg;
     char err[256];
     struct directory *dir = directory_open(r->datadir, err, sizeof err);
+    (void)pthread_setname_np(pthread_self(), "submitd-deliver");
     if (dir == NULL)
         log_error("event=delivery-thread-failed reason=\"%s\"", err);
     pthread_mutex_lock(&r->lock);

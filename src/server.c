@@ -61,8 +61,8 @@ static struct runtime *runtime_load(const char *datadir, char *err, size_t errle
         snprintf(err, errlen, "cannot create %s: %s", tlsdir, strerror(errno));
         goto fail;
     }
-    if (tls_ensure_certificate(rt->cfg.tls_cert, rt->cfg.tls_key, rt->cfg.hostname, err,
-                               errlen) != 0)
+    if (tls_ensure_certificate(rt->cfg.tls_cert, rt->cfg.tls_key, rt->cfg.hostname, err, errlen) !=
+        0)
         goto fail;
     rt->ssl = tls_server_context(rt->cfg.tls_cert, rt->cfg.tls_key, err, errlen);
     if (!rt->ssl)
@@ -178,11 +178,43 @@ static int listener_bind(const struct listener_config *lc, char *err, size_t err
     return fd;
 }
 
+/* A connection accepted on one loop and served by another. */
+struct handoff {
+    struct server *srv;
+    struct listener *l; /* a reference, held until the session has its own */
+    unsigned loop_idx;
+    int fd;
+    int salen;
+    struct sockaddr_storage sa;
+};
+
+static void handoff_cb(void *arg)
+{
+    struct handoff *h = arg;
+    session_accept(h->srv, h->loop_idx, h->l, h->fd, (struct sockaddr *)&h->sa, h->salen);
+    listener_release(h->l);
+    free(h);
+}
+
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     (void)evl;
     struct accept_ctx *c = arg;
+    /* Every loop waits on every listener and whichever wakes first accepts the whole burst
+     * waiting: without a hand-off, clients connecting at once land mostly on one loop, where
+     * they wait behind each other while the other loop's are served at once. */
+    unsigned to = loop_least_loaded(c->srv->loop_load, c->srv->n_loops, c->loop_idx);
+    struct handoff *h = NULL;
+    if (to != c->loop_idx && (size_t)salen <= sizeof h->sa && (h = malloc(sizeof *h)) != NULL) {
+        *h = (struct handoff){c->srv, c->l, to, fd, salen, {0}};
+        memcpy(&h->sa, sa, (size_t)salen);
+        atomic_fetch_add(&c->l->refs, 1);
+        atomic_fetch_add(&c->srv->loop_load[to], 1);
+        loop_post(c->srv->loops[to], handoff_cb, h);
+        return;
+    }
+    atomic_fetch_add(&c->srv->loop_load[c->loop_idx], 1);
     session_accept(c->srv, c->loop_idx, c->l, fd, sa, salen);
 }
 
@@ -228,8 +260,8 @@ static void listener_detach(struct server *s, unsigned idx, void *arg)
     l->evl[idx] = NULL;
 }
 
-static struct listener *listener_open(struct server *s, const struct listener_config *lc,
-                                      char *err, size_t errlen)
+static struct listener *listener_open(struct server *s, const struct listener_config *lc, char *err,
+                                      size_t errlen)
 {
     struct listener *l = calloc(1, sizeof *l);
     if (!l || !(l->evl = calloc(s->n_loops, sizeof *l->evl)) ||
@@ -507,7 +539,8 @@ struct server *server_new(const char *datadir, char *err, size_t errlen)
         goto fail;
     s->loops = calloc(s->n_loops, sizeof *s->loops);
     s->loop_sessions = calloc(s->n_loops, sizeof *s->loop_sessions);
-    if (!s->limits || !s->loops || !s->loop_sessions) {
+    s->loop_load = calloc(s->n_loops, sizeof *s->loop_load);
+    if (!s->limits || !s->loops || !s->loop_sessions || !s->loop_load) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -603,9 +636,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     const struct config *cfg = &s->rt->cfg;
-    st->deadline_ms = session_now_ms() +
-                      1000LL * (cfg->data_timeout > cfg->command_timeout ? cfg->data_timeout
-                                                                         : cfg->command_timeout);
+    st->deadline_ms = session_now_ms() + 1000LL * (cfg->data_timeout > cfg->command_timeout
+                                                       ? cfg->data_timeout
+                                                       : cfg->command_timeout);
     struct timeval t = {0, 50 * 1000};
     event_add(st->tick, &t);
 }
@@ -669,6 +702,7 @@ void server_free(struct server *s)
     authcache_free(s->authcache);
     free(s->loops);
     free(s->loop_sessions);
+    free(s->loop_load);
     runtime_release(s->rt);
     pthread_mutex_destroy(&s->mu);
     free(s);

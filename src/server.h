@@ -40,15 +40,15 @@ struct listener {
 struct server {
     char datadir[4096];
     pthread_mutex_t mu;
-    struct runtime *rt;          /* guarded by mu */
+    struct runtime *rt; /* guarded by mu */
     struct loop **loops;
     struct session **loop_sessions; /* per loop: its sessions (touched only on that loop) */
     unsigned n_loops;
-    bool loops_running;          /* every loop started: listeners may be attached */
-    atomic_uint next_loop;
+    bool loops_running;     /* every loop started: listeners may be attached */
+    atomic_uint *loop_load; /* per loop: its sessions, counted when one is handed to it */
     struct listener *listeners[CONFIG_LISTENERS_MAX];
     size_t n_listeners;
-    struct jobs *jobs;           /* directory lookups, password verification */
+    struct jobs *jobs; /* directory lookups, password verification */
     struct spool *spool;
     struct queue_runner *runner; /* delivery */
     struct control *control;     /* DIR/control.sock */
@@ -58,16 +58,16 @@ struct server {
     struct jwks_cache *jwks;     /* OAuth token keys */
     struct authcache *authcache; /* verified credentials */
     atomic_bool stopping;
-    atomic_int sessions;         /* live sessions */
-    atomic_int in_transaction;   /* sessions between MAIL and the end of their transaction */
+    atomic_int sessions;       /* live sessions */
+    atomic_int in_transaction; /* sessions between MAIL and the end of their transaction */
 };
 
 /* Per-worker context for jobs (its own database connections). */
 struct worker_ctx {
     struct directory *dir;
-    struct lockout *lockout;    /* its own connection to the sign-in log */
+    struct lockout *lockout;     /* its own connection to the sign-in log */
     struct authcache *authcache; /* shared, thread-safe */
-    struct jwks_cache *jwks;    /* shared, thread-safe */
+    struct jwks_cache *jwks;     /* shared, thread-safe */
     const char *datadir;
     char err[256];
 };

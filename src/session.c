@@ -276,6 +276,7 @@ static void session_free(struct session *s)
     listener_release(s->listener);
     runtime_release(s->rt);
     atomic_fetch_sub(&s->srv->sessions, 1);
+    atomic_fetch_sub(&s->srv->loop_load[s->loop_idx], 1);
     free(s);
 }
 
@@ -402,8 +403,8 @@ static void session_command_line(struct session *s, char *line, size_t len)
         char ref[REF_ID_LEN + 1] = "";
         session_reply(s, REPLY_STARTTLS_FIRST, NULL, ref);
         const struct reply_entry *e = &reply_catalogue[REPLY_STARTTLS_FIRST];
-        session_log_submission(s, smtp_verb_name(c.verb), false, e->code, e->enhanced, e->text,
-                               ref, NULL, NULL);
+        session_log_submission(s, smtp_verb_name(c.verb), false, e->code, e->enhanced, e->text, ref,
+                               NULL, NULL);
         return;
     }
     if ((row->flags & F_NEEDS_HELO) && !s->helo_seen) {
@@ -534,9 +535,9 @@ static void session_process(struct session *s)
             s->sasl = NULL;
             s->state = SESSION_COMMAND;
         }
-        session_reply(s, r == -2 ? (sasl ? REPLY_AUTH_TOO_LONG : REPLY_LINE_TOO_LONG)
-                                 : REPLY_BARE_LF_COMMAND,
-                      NULL, NULL);
+        session_reply(
+            s, r == -2 ? (sasl ? REPLY_AUTH_TOO_LONG : REPLY_LINE_TOO_LONG) : REPLY_BARE_LF_COMMAND,
+            NULL, NULL);
     }
 }
 
@@ -617,8 +618,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void session_greet(struct session *s)
 {
     char text[SMTP_DOMAIN_MAX + 64];
-    snprintf(text, sizeof text, "%s %s", s->rt->cfg.hostname,
-             reply_catalogue[REPLY_GREETING].text);
+    snprintf(text, sizeof text, "%s %s", s->rt->cfg.hostname, reply_catalogue[REPLY_GREETING].text);
     session_emit(s, 220, NULL, text, NULL, false);
 }
 
@@ -650,6 +650,7 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
     if (!s) {
         log_error("event=accept-failed reason=\"out of memory\"");
         close(fd);
+        atomic_fetch_sub(&srv->loop_load[loop_idx], 1);
         return;
     }
     s->srv = srv;
@@ -690,8 +691,7 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
         s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     }
     if (!s->bev) {
-        log_error("session=%s event=accept-failed reason=\"cannot set up the connection\"",
-                  s->id);
+        log_error("session=%s event=accept-failed reason=\"cannot set up the connection\"", s->id);
         close(fd);
         s->dead = true;
         session_free(s);
@@ -708,8 +708,8 @@ void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, i
     bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_MAX / 4, 0);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     session_touch(s);
-    log_info("session=%s event=connect client=%s:%d listener=%s", s->id, s->peer_ip,
-             s->peer_port, l->lc.name);
+    log_info("session=%s event=connect client=%s:%d listener=%s", s->id, s->peer_ip, s->peer_port,
+             l->lc.name);
     if (over) {
         log_warn("session=%s event=connection-limit client=%s listener_connections=%u", s->id,
                  s->peer_ip, conns);

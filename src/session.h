@@ -114,7 +114,8 @@ struct session {
     struct smtp_tx *tx;
 };
 
-/* Takes over an accepted socket. */
+/* Takes over an accepted socket, on loop loop_idx's thread; the caller has counted it in
+ * srv->loop_load[loop_idx], which the session gives back when it is freed. */
 void session_accept(struct server *srv, unsigned loop_idx, struct listener *l, int fd,
                     const struct sockaddr *sa, int salen);
 /* On SIGTERM (called on each loop): idle sessions get 421 and close; a session inside a

@@ -100,6 +100,7 @@ static void *commit_thread(void *arg)
 {
     struct spool *s = arg;
     struct spool_file *batch;
+    (void)pthread_setname_np(pthread_self(), "submitd-commit");
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (s->pending == NULL && !s->stopping)
