@@ -40,6 +40,7 @@ struct spool_segment {
     int fd;                     /* read and append */
     char name[24];
     uint64_t size;   /* octets appended (or read at open) */
+    uint64_t filled; /* octets the file held when it became this segment (a spare's zeros) */
     uint64_t live;   /* records in it whose messages still live in the journal */
     int64_t last_ms; /* wall-clock time of its last append (its mtime at open) */
     bool pinned;     /* holds a message the index has no room for: kept until the next start */
@@ -53,6 +54,11 @@ struct spool_segment {
 /* A new spare is made, or an emptied segment filled up to be one, only while the file system
  * has this much free besides: a nearly full one keeps its space for what needs it now. */
 #define SPOOL_SPARE_ROOM (64 * 1024 * 1024)
+/* The unit of the page cache (and of direct I/O's alignment) the journal writes in: the
+ * keeper's direct zero fill starts on it, and a batch written over a spare's zeros is padded
+ * with zeros to it, so that no write covers part of a page the cache does not hold (which would
+ * first read that page from the disk). 4096 is the page size of x86-64 and most arm64 kernels. */
+#define SPOOL_PAGE 4096
 
 struct spool {
     char *dir;            /* DIR/spool, for error messages */

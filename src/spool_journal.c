@@ -172,9 +172,11 @@ static uint64_t batch_octets(const struct spool_file *batch, size_t *count)
 /* Writes the batch's records into seg after what it holds and flushes them. Within the spare's
  * zeros this overwrites allocated blocks, and fdatasync has no size or extent to record.
  * Returns 0 or an errno. */
-static int append_batch(struct spool_segment *seg, struct spool_file *batch, size_t count)
+static int append_batch(struct spool_segment *seg, struct spool_file *batch, size_t count,
+                        uint64_t octets)
 {
-    struct iovec *iov = calloc(3 * count, sizeof *iov);
+    static const unsigned char zeros[SPOOL_PAGE];
+    struct iovec *iov = calloc(3 * count + 1, sizeof *iov);
     struct spool_file *f;
     int n = 0, e = 0;
     if (iov == NULL)
@@ -188,6 +190,11 @@ static int append_batch(struct spool_segment *seg, struct spool_file *batch, siz
         if (!f->tomb && f->used > 0)
             iov[n++] = (struct iovec){f->buf, f->used};
     }
+    /* Zeros over the spare's zeros up to the end of the last page: a page the keeper filled
+     * directly is not in the page cache, and writing only part of it would read it first. */
+    uint64_t end = seg->size + octets, pad = (SPOOL_PAGE - end % SPOOL_PAGE) % SPOOL_PAGE;
+    if (pad > 0 && end + pad <= seg->filled)
+        iov[n++] = (struct iovec){(void *)zeros, (size_t)pad};
     if (pwritev_all(seg->fd, iov, n, seg->size) == -1 || fdatasync(seg->fd) == -1)
         e = errno;
     free(iov);
@@ -261,7 +268,7 @@ void spool_journal_commit(struct spool *s, struct spool_file *batch)
     }
     if (seg != NULL) {
         base = seg->size;
-        e = append_batch(seg, batch, count);
+        e = append_batch(seg, batch, count, octets);
         if (e != 0)
             log_error("event=journal-failed op=append path=\"%s/journal/%s\" error=\"%s\"", s->dir,
                       seg->name, strerror(e));

@@ -34,23 +34,67 @@ static size_t segment_count(const struct spool *s)
     return n;
 }
 
-/* Fills fd with zeros from its end up to SPOOL_SEGMENT_MAX and flushes it. 0 or -1. */
-static int fill_zeros(int fd)
+/* Writes zeros to fd from *at up to `to` through the page cache; *at follows. 0 or -1. */
+static int zeros_buffered(int fd, uint64_t *at, uint64_t to)
 {
     static const unsigned char zeros[64 * 1024];
-    struct stat st;
-    if (fstat(fd, &st) == -1)
-        return -1;
-    for (uint64_t at = (uint64_t)st.st_size; at < SPOOL_SEGMENT_MAX;) {
-        size_t n =
-            SPOOL_SEGMENT_MAX - at < sizeof zeros ? (size_t)(SPOOL_SEGMENT_MAX - at) : sizeof zeros;
-        ssize_t w = pwrite(fd, zeros, n, (off_t)at);
+    while (*at < to) {
+        size_t n = to - *at < sizeof zeros ? (size_t)(to - *at) : sizeof zeros;
+        ssize_t w = pwrite(fd, zeros, n, (off_t)*at);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             return -1;
-        at += (uint64_t)w;
+        *at += (uint64_t)w;
     }
+    return 0;
+}
+
+/* Writes zeros to the spare from *at (a multiple of SPOOL_PAGE) up to SPOOL_SEGMENT_MAX with
+ * O_DIRECT, so no page-cache pages are filled, dirtied and written back for them: through the
+ * page cache a 4 MiB fill cost the keeper about 25 ms of CPU, 15% of the server's per message
+ * under a steady load. *at follows what was written; where direct I/O cannot be had (a file
+ * system without it, an odd alignment) it stops early and the caller goes on buffered. */
+static void zeros_direct(struct spool *s, uint64_t *at)
+{
+    enum { CHUNK = 1024 * 1024 };
+    void *zeros = NULL;
+    int fd = openat(s->journal_fd, SPOOL_SPARE_NAME, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (fd == -1)
+        return;
+    if (posix_memalign(&zeros, SPOOL_PAGE, CHUNK) == 0) {
+        memset(zeros, 0, CHUNK);
+        while (*at < SPOOL_SEGMENT_MAX) {
+            size_t n = SPOOL_SEGMENT_MAX - *at < CHUNK ? (size_t)(SPOOL_SEGMENT_MAX - *at) : CHUNK;
+            ssize_t w = pwrite(fd, zeros, n, (off_t)*at);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0 || w % SPOOL_PAGE != 0) {
+                if (w > 0)
+                    *at += (uint64_t)w; /* written all the same; the rest goes buffered */
+                break;
+            }
+            *at += (uint64_t)w;
+        }
+        free(zeros);
+    }
+    close(fd);
+}
+
+/* Fills the spare (open as fd) with zeros from its end up to SPOOL_SEGMENT_MAX and flushes it:
+ * up to a page boundary through the page cache, the rest direct where it can be. 0 or -1. */
+static int fill_zeros(struct spool *s, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == -1)
+        return -1;
+    uint64_t at = (uint64_t)st.st_size;
+    uint64_t page_end = (at + SPOOL_PAGE - 1) / SPOOL_PAGE * SPOOL_PAGE;
+    if (zeros_buffered(fd, &at, page_end < SPOOL_SEGMENT_MAX ? page_end : SPOOL_SEGMENT_MAX) != 0)
+        return -1;
+    zeros_direct(s, &at);
+    if (zeros_buffered(fd, &at, SPOOL_SEGMENT_MAX) != 0)
+        return -1;
     return fdatasync(fd);
 }
 
@@ -87,8 +131,10 @@ static void make_spare(struct spool *s, struct spool_segment *from)
     }
     snprintf(g->name, sizeof g->name, "%s", SPOOL_SPARE_NAME);
     op = "fill";
-    if (roomy && fill_zeros(g->fd) == -1)
+    if (roomy && fill_zeros(s, g->fd) == -1)
         goto fail;
+    struct stat st;
+    g->filled = fstat(g->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     op = "fsync";
     if (fsync(s->journal_fd) == -1)
         goto fail;
@@ -230,6 +276,7 @@ static void *keeper(void *arg)
     struct spool *s = arg;
     long pause_ms = 0;
     int64_t retry_at = 0;
+    (void)pthread_setname_np(pthread_self(), "submitd-keeper");
     pthread_mutex_lock(&s->lock);
     while (!s->keeper_stopping) {
         struct timespec until = timed_wait_deadline(CLOCK_REALTIME, s->keeper_tick_ms);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -899,6 +900,68 @@ static void test_segments_made_ready_and_reused(void **state)
     assert_int_equal(count_ids(fx->spool), kept);
 }
 
+/* Octets this process has had read from storage (/proc/self/io), or -1. */
+static long long storage_reads(void)
+{
+    long long n = -1;
+    char line[128];
+    FILE *fp = fopen("/proc/self/io", "r");
+    if (fp == NULL)
+        return -1;
+    while (fgets(line, sizeof line, fp) != NULL)
+        if (sscanf(line, "read_bytes: %lld", &n) == 1)
+            break;
+    fclose(fp);
+    return n;
+}
+
+/* The keeper fills a new spare with direct I/O: none of its pages is in the page cache after
+ * (a buffered fill dirtied and wrote back 1,024 pages a segment). Every batch written over the
+ * spare's zeros is padded to a page's end, so none writes part of a page the cache does not
+ * hold, which would read it from the disk first: 60 records of odd lengths, one batch each, go
+ * in without the process reading anything from storage. Skipped where the file system has no
+ * direct I/O (the keeper then fills through the page cache) or no I/O accounting. */
+static void test_spare_filled_around_page_cache(void **state)
+{
+    struct fixture *fx = *state;
+    struct waiter w;
+    char id[QUEUE_ID_LEN + 1], path[200];
+    unsigned char resident[SPOOL_SEGMENT_MAX / SPOOL_PAGE];
+    waiter_init(&w);
+    spool_set_keeper_tick(fx->spool, 10);
+    assert_int_equal(spool_start(fx->spool), 0);
+    (void)wait_for_spare(fx);
+    spool_set_keeper_paused(fx->spool, true);
+    snprintf(path, sizeof path, "%s/spool/journal/%s", fx->dir, SPOOL_SPARE_NAME);
+    int probe = open(path, O_RDONLY | O_DIRECT);
+    if (probe == -1 || storage_reads() < 0) {
+        if (probe != -1)
+            close(probe);
+        skip();
+    }
+    close(probe);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd != -1);
+    void *map = mmap(NULL, SPOOL_SEGMENT_MAX, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mincore(map, SPOOL_SEGMENT_MAX, resident), 0);
+    munmap(map, SPOOL_SEGMENT_MAX);
+    close(fd);
+    size_t cached = 0;
+    for (size_t p = 0; p < sizeof resident; p++)
+        cached += resident[p] & 1;
+    assert_int_equal(cached, 0);
+
+    long long before = storage_reads();
+    for (int i = 0; i < 60; i++) {
+        submit(fx, &w, 1000 + 37 * (size_t)i, i, id);
+        wait_for(&w, i + 1);
+        assert_int_equal(w.failed, 0);
+    }
+    assert_int_equal(storage_reads(), before);
+    assert_queued(fx, id, 1000 + 37 * 59, 59);
+}
+
 /* A segment named after the clock's present (a clock stepped back since it was made): the
  * next segment's name still comes after it, so the tombstone written there is read after the
  * record it speaks for, and the message does not come back at the next start. */
@@ -979,6 +1042,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_churn_through_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_segment_survives_busy_keeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_made_ready_and_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare_filled_around_page_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_names_increase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_under_busy_keeper, setup, teardown),
     };
