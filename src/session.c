@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +95,11 @@ int64_t session_now_ms(void)
  * chain, 1 KiB, where 16 KiB takes a 32 KiB allocation (docs/performance.md, scenario d-tls). */
 #define SESSION_TLS_READ_IDLE (1024 - 64)
 #define SESSION_TLS_READ_BULK 16384
+
+/* Message content on a plaintext socket is read on by the session itself, this much at most a
+ * read, when a read brought at least libevent's most (see session_read_more). */
+#define SESSION_READ_MORE (64 * 1024)
+#define LIBEVENT_READ_MAX 4096
 
 /* Replies queued at most before the session stops reading: a client that sends but never reads
  * cannot make the server buffer without bound. */
@@ -482,6 +488,55 @@ static size_t command_line_max(const char *line, size_t len)
     return SMTP_COMMAND_LINE_MAX;
 }
 
+/* libevent 2.1 reads at most 4096 octets at a time from a socket (EVBUFFER_MAX_READ; 2.2 makes
+ * it a setting) and comes back for the rest only through the event loop: an epoll_wait, a
+ * FIONREAD ioctl and a readv more for every 4 KiB of message content (two reads for a 4 KiB
+ * message, 256 for 1 MiB). While message content comes on a plaintext socket and a read has
+ * just brought a full 4096 octets or more (so more is likely waiting), the session reads on by
+ * itself once its input is used up: one readv of up to SESSION_READ_MORE octets into the input
+ * buffer, within the input limit, and only while reading is enabled. True when it got
+ * something; an error or the end of the stream is left for the bufferevent's next read to find
+ * (the socket stays readable). TLS records are read through OpenSSL, 16 KiB a time. */
+static bool session_read_more(struct session *s)
+{
+    if (s->tls || bufferevent_get_underlying(s->bev) != NULL ||
+        !(bufferevent_get_enabled(s->bev) & EV_READ))
+        return false;
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t have = evbuffer_get_length(in);
+    if (have >= SESSION_INPUT_MAX)
+        return false;
+    size_t want =
+        SESSION_INPUT_MAX - have < SESSION_READ_MORE ? SESSION_INPUT_MAX - have : SESSION_READ_MORE;
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    ssize_t got = -1;
+    /* A socket bufferevent keeps the end of its input frozen but while it reads itself. */
+    evbuffer_unfreeze(in, 0);
+    int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (n > 0) {
+        size_t room = want; /* the space reserved may be larger than asked for */
+        for (int i = 0; i < n; i++) {
+            iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len < room ? v[i].iov_len : room};
+            room -= iov[i].iov_len;
+        }
+        do
+            got = readv(s->fd, iov, n);
+        while (got < 0 && errno == EINTR);
+    }
+    if (got > 0) { /* else the reservation lapses */
+        size_t left = (size_t)got;
+        for (int i = 0; i < n; i++) {
+            v[i].iov_len = left < iov[i].iov_len ? left : iov[i].iov_len;
+            left -= v[i].iov_len;
+        }
+        if (evbuffer_commit_space(in, v, n) != 0)
+            got = -1;
+    }
+    evbuffer_freeze(in, 0);
+    return got > 0;
+}
+
 static void session_process(struct session *s)
 {
     char line[SASL_RESPONSE_MAX + sizeof "AUTH OAUTHBEARER " + 4];
@@ -493,15 +548,17 @@ static void session_process(struct session *s)
             bufferevent_disable(s->bev, EV_READ);
             return;
         }
+        /* (a read that brought less than libevent's most found the socket drained) */
+        bool full = evbuffer_get_length(in) >= LIBEVENT_READ_MAX;
         if (s->state == SESSION_DATA) {
             data_read(s);
-            if (s->state == SESSION_DATA)
+            if (s->state == SESSION_DATA && !(full && session_read_more(s)))
                 return;
             continue;
         }
         if (s->state == SESSION_BDAT) {
             bdat_read(s);
-            if (s->state == SESSION_BDAT)
+            if (s->state == SESSION_BDAT && !(full && session_read_more(s)))
                 return;
             continue;
         }

@@ -817,12 +817,13 @@ class DaemonTestCase(unittest.TestCase):
         self.assertIn(qid, self.daemon.queue_ids(), "250 sent but no queue file " + qid)
         return qid
 
-    def assertStoredExactly(self, qid, msg, auth_user="alice@example.com"):
-        """The queued message is a Received: field (ESMTPSA, the authenticated user) and then
-        the client's message byte for byte. Returns the envelope."""
+    def assertStoredExactly(self, qid, msg, auth_user="alice@example.com", protocol=b"ESMTPSA"):
+        """The queued message is a Received: field (`protocol`: ESMTPSA over TLS, ESMTPA
+        without; the authenticated user) and then the client's message byte for byte. Returns
+        the envelope."""
         env, stored = self.daemon.read_queue_file(qid)
         received, rest = split_received(stored)
-        self.assertIn(b"ESMTPSA", received)
+        self.assertIn(b"with " + protocol + b" ", received)
         self.assertIn(auth_user.encode(), received)
         self.assertEqual(rest, msg, "stored message differs from what the client sent")
         return env
