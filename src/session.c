@@ -645,8 +645,11 @@ static void session_tls_established(struct session *s)
         return;
     snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(ssl));
     snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(ssl));
-    log_info("session=%s event=tls version=%s cipher=%s resumed=%s", s->id, s->tls_version,
-             s->tls_cipher, SSL_session_reused(ssl) ? "yes" : "no");
+    /* layer: TLS on the socket itself, or (a STARTTLS whose 220 the socket could not take at
+     * once) a filter over the plaintext bufferevent */
+    log_info("session=%s event=tls version=%s cipher=%s resumed=%s layer=%s", s->id, s->tls_version,
+             s->tls_cipher, SSL_session_reused(ssl) ? "yes" : "no",
+             bufferevent_get_underlying(s->bev) != NULL ? "filter" : "socket");
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)

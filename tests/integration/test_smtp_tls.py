@@ -2,6 +2,7 @@
 EHLO required again), implicit TLS (RFC 8314), the generated certificate, and TLS 1.2/1.3 only
 (TLS 1.0/1.1 refused, checked with openssl s_client and Python's ssl)."""
 
+import base64
 import functools
 import os
 import re
@@ -226,6 +227,117 @@ class TlsTest(DaemonTestCase):
             pass
         self.assertNotIn(b"250", received, "plaintext SMTP answered on the implicit TLS port")
         self.connect_implicit()
+
+
+class StartTlsLayerTest(DaemonTestCase):
+    """After STARTTLS, TLS runs on the socket itself when the socket takes the 220 at once (the
+    usual case), and as a filter over the plaintext bufferevent when it cannot: the session's
+    `event=tls` log line says which (layer=socket|filter)."""
+
+    def setUp(self):
+        super().setUp()
+        self.log_start = len(self.daemon.log())
+
+    def tls_layers(self):
+        """The TLS layers of the sessions this test made."""
+        return re.findall(r"event=tls .*layer=(\w+)", self.daemon.log()[self.log_start:])
+
+    def test_starttls_runs_tls_on_the_socket(self):
+        c = self.connect()
+        self.assertEqual(c.ehlo().code, 250)
+        c.starttls()
+        self.assertEqual(c.ehlo().code, 250)
+        self.assertEqual(c.auth_plain("alice@example.com", PASSWORD).code, 235)
+        self.assertEqual(self.tls_layers(), ["socket"])
+
+    def test_starttls_behind_replies_the_socket_cannot_take(self):
+        """A client pipelines NOOPs, 10,000 at a time, and reads nothing until the replies to
+        some of them stay in the server's output (the socket, whose send queue ss shows, and
+        this client's receive buffer cannot take them all), then sends 2,000 NOOPs more and
+        STARTTLS: their replies wait in the server's output, so the 220 goes out
+        after them through a TLS filter. Every NOOP is answered in order, then the 220, then TLS
+        works: EHLO, AUTH, a message."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        # fixed before connecting and above loopback's 64 KiB segment (see TlsLateReaderTest)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
+        sock.settimeout(30)
+        port = self.daemon.starttls_port
+        sock.connect(("127.0.0.1", port))
+        here = sock.getsockname()[1]
+
+        def server_socket():
+            """The server socket's Recv-Q and what its application has written to it (Send-Q
+            plus the octets the client acknowledged), from ss."""
+            out = subprocess.run(["ss", "-tniH", "state", "established",
+                                  "( sport = :%d and dport = :%d )" % (port, here)],
+                                 capture_output=True, text=True, check=True).stdout
+            fields = out.split()
+            acked = re.search(r"bytes_acked:(\d+)", out)
+            return int(fields[0]), int(fields[1]) + (int(acked.group(1)) - 1 if acked else 0)
+
+        sock.sendall(b"EHLO layer.test\r\n")
+        n, deadline = 0, time.monotonic() + 60
+
+        def replies_out():
+            """What the server has written to its socket, once it has read every command sent
+            and two readings 5 ms apart agree."""
+            last = -1
+            while True:
+                self.assertLess(time.monotonic(), deadline, "the server never settled")
+                unread_commands, written = server_socket()
+                if written == last and unread_commands == 0:
+                    return written
+                last = written
+                time.sleep(0.005)
+
+        reply = len(b"250 2.0.0 OK\r\n")
+        before = replies_out()
+        while True:  # 10,000 NOOPs (140 KB of replies) at a time until some stay in the output
+            sock.sendall(b"NOOP\r\n" * 10000)
+            n += 10000
+            after = replies_out()
+            if after - before < 10000 * reply:
+                break
+            before = after
+        sock.sendall(b"NOOP\r\n" * 2000 + b"STARTTLS\r\n")
+        n += 2000
+        while server_socket()[0] > 0:  # until the server has read it all (and so answered it)
+            self.assertLess(time.monotonic(), deadline, "the server did not read STARTTLS")
+            time.sleep(0.01)
+        time.sleep(0.1)
+        got = bytearray()
+        while not got.endswith(b"220 2.0.0 Ready to start TLS\r\n"):
+            self.assertLess(time.monotonic(), deadline, "no 220 after %d octets" % len(got))
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, "the server closed the connection")
+            got += chunk
+        lines = bytes(got).split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"220 "), lines[0])
+        ehlo_end = next(i for i, l in enumerate(lines) if l.startswith(b"250 "))
+        self.assertEqual(lines[ehlo_end + 1:ehlo_end + 1 + n], [b"250 2.0.0 OK"] * n)
+        self.assertEqual(lines[ehlo_end + 1 + n:], [b"220 2.0.0 Ready to start TLS", b""])
+        tls = tls_client_context().wrap_socket(sock, server_hostname=HOSTNAME)
+        f = tls.makefile("rb")
+
+        def cmd(line):
+            tls.sendall(line + b"\r\n")
+            reply = []
+            while True:
+                r = f.readline()
+                self.assertTrue(r.endswith(b"\r\n"), r)
+                reply.append(r)
+                if r[3:4] == b" ":
+                    return reply
+        self.assertEqual(cmd(b"EHLO layer.test")[-1][:4], b"250 ")
+        self.assertEqual(cmd(b"AUTH PLAIN " + base64.b64encode(
+            b"\0alice@example.com\0" + PASSWORD.encode()))[-1][:4], b"235 ")
+        self.assertEqual(cmd(b"MAIL FROM:<alice@example.com>")[-1][:4], b"250 ")
+        self.assertEqual(cmd(b"RCPT TO:<r@example.net>")[-1][:4], b"250 ")
+        self.assertEqual(cmd(b"DATA")[-1][:4], b"354 ")
+        self.assertEqual(cmd(b"Subject: layer\r\n\r\nover the filter\r\n.")[-1][:4], b"250 ")
+        self.assertEqual(cmd(b"QUIT")[-1][:4], b"221 ")
+        self.assertEqual(self.tls_layers(), ["filter"])
 
 
 class TlsLateReaderTest(DaemonTestCase):
