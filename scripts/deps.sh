@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libsodium-dev
       libjansson-dev libcmocka-dev libcurl4-openssl-dev sqlite3 swaks curl openssl python3
-      ca-certificates)
+      ca-certificates iproute2)
 # The next hops of the delivery and smtp-doctor tests (Postfix's smtp-sink, Dovecot LMTP and
 # SASL), only where the tests may install system services: CI (.ci/run sets this) or on request.
 [ "${SUBMITD_TEST_INSTALL:-0}" = 1 ] && pkgs+=(postfix dovecot-core dovecot-lmtpd)
