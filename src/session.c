@@ -499,8 +499,7 @@ static size_t command_line_max(const char *line, size_t len)
  * (the socket stays readable). TLS records are read through OpenSSL, 16 KiB a time. */
 static bool session_read_more(struct session *s)
 {
-    if (s->tls || bufferevent_get_underlying(s->bev) != NULL ||
-        !(bufferevent_get_enabled(s->bev) & EV_READ))
+    if (s->tls || !(bufferevent_get_enabled(s->bev) & EV_READ))
         return false;
     struct evbuffer *in = bufferevent_get_input(s->bev);
     size_t have = evbuffer_get_length(in);

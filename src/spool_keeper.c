@@ -34,12 +34,12 @@ static size_t segment_count(const struct spool *s)
     return n;
 }
 
-/* Writes zeros to fd from *at up to `to` through the page cache; *at follows. 0 or -1. */
-static int zeros_buffered(int fd, uint64_t *at, uint64_t to)
+/* Writes fd from *at up to `to` with the zeros in zeros[0..chunk), chunk octets at most a write;
+ * *at follows what was written. 0 or -1. */
+static int write_zeros(int fd, const void *zeros, size_t chunk, uint64_t *at, uint64_t to)
 {
-    static const unsigned char zeros[64 * 1024];
     while (*at < to) {
-        size_t n = to - *at < sizeof zeros ? (size_t)(to - *at) : sizeof zeros;
+        size_t n = to - *at < chunk ? (size_t)(to - *at) : chunk;
         ssize_t w = pwrite(fd, zeros, n, (off_t)*at);
         if (w < 0 && errno == EINTR)
             continue;
@@ -50,11 +50,19 @@ static int zeros_buffered(int fd, uint64_t *at, uint64_t to)
     return 0;
 }
 
+/* Writes zeros to fd from *at up to `to` through the page cache; *at follows. 0 or -1. */
+static int zeros_buffered(int fd, uint64_t *at, uint64_t to)
+{
+    static const unsigned char zeros[64 * 1024];
+    return write_zeros(fd, zeros, sizeof zeros, at, to);
+}
+
 /* Writes zeros to the spare from *at (a multiple of SPOOL_PAGE) up to SPOOL_SEGMENT_MAX with
  * O_DIRECT, so no page-cache pages are filled, dirtied and written back for them: through the
  * page cache a 4 MiB fill cost the keeper about 25 ms of CPU, 15% of the server's per message
  * under a steady load. *at follows what was written; where direct I/O cannot be had (a file
- * system without it, an odd alignment) it stops early and the caller goes on buffered. */
+ * system without it; a short write leaves an offset it refuses) it stops early and the caller
+ * goes on buffered. */
 static void zeros_direct(struct spool *s, uint64_t *at)
 {
     enum { CHUNK = 1024 * 1024 };
@@ -64,18 +72,7 @@ static void zeros_direct(struct spool *s, uint64_t *at)
         return;
     if (posix_memalign(&zeros, SPOOL_PAGE, CHUNK) == 0) {
         memset(zeros, 0, CHUNK);
-        while (*at < SPOOL_SEGMENT_MAX) {
-            size_t n = SPOOL_SEGMENT_MAX - *at < CHUNK ? (size_t)(SPOOL_SEGMENT_MAX - *at) : CHUNK;
-            ssize_t w = pwrite(fd, zeros, n, (off_t)*at);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0 || w % SPOOL_PAGE != 0) {
-                if (w > 0)
-                    *at += (uint64_t)w; /* written all the same; the rest goes buffered */
-                break;
-            }
-            *at += (uint64_t)w;
-        }
+        (void)write_zeros(fd, zeros, CHUNK, at, SPOOL_SEGMENT_MAX); /* a failure: see above */
         free(zeros);
     }
     close(fd);
