@@ -254,9 +254,23 @@ class StartTlsLayerTest(DaemonTestCase):
         """A client pipelines NOOPs, 10,000 at a time, and reads nothing until the replies to
         some of them stay in the server's output (the socket, whose send queue ss shows, and
         this client's receive buffer cannot take them all), then sends 2,000 NOOPs more and
-        STARTTLS: their replies wait in the server's output, so the 220 goes out
-        after them through a TLS filter. Every NOOP is answered in order, then the 220, then TLS
-        works: EHLO, AUTH, a message."""
+        STARTTLS: their replies wait in the server's output, so the 220 goes out after them
+        through a TLS filter. Every NOOP is answered in order, then the 220, then TLS works:
+        EHLO, AUTH, a message. Whether the socket is still full when the server comes to
+        STARTTLS is the kernel's to say (its send buffer may grow meanwhile, and on a busy
+        machine the readings of ss can run ahead of the server): up to three sessions try, each
+        checked in full, and the test is skipped, not failed, if none met a full socket."""
+        for attempt in range(3):
+            before = len(self.tls_layers())
+            self.starttls_behind_pipelined_noops()
+            layers = self.tls_layers()[before:]
+            self.assertEqual(len(layers), 1, layers)
+            if layers == ["filter"]:
+                return
+        self.skipTest("the socket took the 220 at once in 3 sessions")
+
+    def starttls_behind_pipelined_noops(self):
+        """One session of the test above; every reply checked."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.addCleanup(sock.close)
         # fixed before connecting and above loopback's 64 KiB segment (see TlsLateReaderTest)
@@ -281,15 +295,16 @@ class StartTlsLayerTest(DaemonTestCase):
 
         def replies_out():
             """What the server has written to its socket, once it has read every command sent
-            and two readings 5 ms apart agree."""
-            last = -1
+            and three readings 20 ms apart agree."""
+            last, same = -1, 0
             while True:
                 self.assertLess(time.monotonic(), deadline, "the server never settled")
                 unread_commands, written = server_socket()
-                if written == last and unread_commands == 0:
+                same = same + 1 if written == last and unread_commands == 0 else 0
+                if same == 2:
                     return written
                 last = written
-                time.sleep(0.005)
+                time.sleep(0.02)
 
         reply = len(b"250 2.0.0 OK\r\n")
         before = replies_out()
@@ -298,14 +313,19 @@ class StartTlsLayerTest(DaemonTestCase):
             n += 10000
             after = replies_out()
             if after - before < 10000 * reply:
-                break
+                # held back, or only slow (a busy machine): held back if still so a while later
+                time.sleep(0.3)
+                again = replies_out()
+                if again == after:
+                    break
+                after = again
             before = after
         sock.sendall(b"NOOP\r\n" * 2000 + b"STARTTLS\r\n")
         n += 2000
         while server_socket()[0] > 0:  # until the server has read it all (and so answered it)
             self.assertLess(time.monotonic(), deadline, "the server did not read STARTTLS")
             time.sleep(0.01)
-        time.sleep(0.1)
+        time.sleep(0.5)  # its answers go into the output (or, wrongly, to the socket) meanwhile
         got = bytearray()
         while not got.endswith(b"220 2.0.0 Ready to start TLS\r\n"):
             self.assertLess(time.monotonic(), deadline, "no 220 after %d octets" % len(got))
@@ -337,7 +357,8 @@ class StartTlsLayerTest(DaemonTestCase):
         self.assertEqual(cmd(b"DATA")[-1][:4], b"354 ")
         self.assertEqual(cmd(b"Subject: layer\r\n\r\nover the filter\r\n.")[-1][:4], b"250 ")
         self.assertEqual(cmd(b"QUIT")[-1][:4], b"221 ")
-        self.assertEqual(self.tls_layers(), ["filter"])
+        f.close()
+        tls.close()
 
 
 class TlsLateReaderTest(DaemonTestCase):
